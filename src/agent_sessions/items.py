@@ -1,0 +1,124 @@
+"""Validate, encode and decode conversation items: one path for every backend.
+
+An item is a JSON object: a `dict` with `str` keys at every depth whose values are strings,
+finite numbers, booleans, `None`, lists (or tuples) and such dicts. Anything else (NaN,
+Infinity, bytes, datetimes, sets, non-`str` keys, unpaired surrogates) is refused with
+`InvalidItemError` before anything of the batch is written. Encoding is compact JSON in UTF-8,
+through `orjson` when it is installed (the `fast` extra) and the standard library otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .errors import InvalidItemError
+
+try:  # the `fast` extra
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - exercised by the no-extra CI job
+    _orjson = None
+
+__all__ = [
+    "DEFAULT_MAX_ITEM_BYTES",
+    "HAS_ORJSON",
+    "decode_item",
+    "encode_item",
+    "encode_items",
+    "validate_item",
+]
+
+DEFAULT_MAX_ITEM_BYTES = 8 * 1024 * 1024
+HAS_ORJSON = _orjson is not None
+
+_SCALARS = (str, int, float, type(None))
+
+
+def _path(parts: Sequence[str | int]) -> str:
+    return "item" + "".join(f"[{p!r}]" for p in parts)
+
+
+def validate_item(item: Any) -> None:
+    """Raise `InvalidItemError` unless `item` is a strict-JSON object with `str` keys."""
+    if not isinstance(item, dict):
+        raise InvalidItemError(f"an item must be a dict, not {type(item).__name__}")
+    # Iterative walk: deeply nested input must not hit the recursion limit of this check.
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(item, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            for key, child in value.items():
+                if not isinstance(key, str):
+                    raise InvalidItemError(
+                        f"{_path(path)} has a key of type {type(key).__name__} ({key!r}); "
+                        "keys must be str"
+                    )
+                if not isinstance(child, _SCALARS) or isinstance(child, float):
+                    stack.append((child, (*path, key)))
+        elif isinstance(value, (list, tuple)):
+            for index, child in enumerate(value):
+                if not isinstance(child, _SCALARS) or isinstance(child, float):
+                    stack.append((child, (*path, index)))
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise InvalidItemError(f"{_path(path)} is {value!r}, which is not JSON")
+        elif not isinstance(value, _SCALARS):
+            raise InvalidItemError(
+                f"{_path(path)} is of type {type(value).__name__}, which is not JSON"
+            )
+
+
+def _dumps(item: Mapping[str, Any]) -> bytes:
+    if _orjson is not None:
+        try:
+            return bytes(_orjson.dumps(item))
+        except (TypeError, _orjson.JSONEncodeError):
+            pass  # e.g. an int beyond 64 bits: the standard library handles it
+    return json.dumps(item, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def encode_item(item: Any, *, max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES) -> bytes:
+    """Validate and encode one item as compact UTF-8 JSON."""
+    validate_item(item)
+    try:
+        data = _dumps(item)
+    except (TypeError, ValueError) as exc:  # unpaired surrogates, mostly
+        raise InvalidItemError(f"item cannot be encoded as UTF-8 JSON: {exc}") from None
+    if len(data) > max_item_bytes:
+        raise InvalidItemError(
+            f"item is {len(data)} bytes encoded, more than max_item_bytes={max_item_bytes}"
+        )
+    return data
+
+
+def encode_items(
+    items: Iterable[Any], *, max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES
+) -> list[bytes]:
+    """Encode a whole batch, or raise for the first bad item (naming its index)."""
+    if isinstance(items, (str, bytes, Mapping)):
+        raise InvalidItemError(f"items must be a list of dicts, not {type(items).__name__}")
+    encoded: list[bytes] = []
+    for index, item in enumerate(items):
+        try:
+            encoded.append(encode_item(item, max_item_bytes=max_item_bytes))
+        except InvalidItemError as exc:
+            raise InvalidItemError(f"items[{index}]: {exc}") from None
+    return encoded
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode_item(raw: bytes | str) -> dict[str, Any]:
+    """Decode one stored item; raise `ValueError` when it is not a JSON object."""
+    value: Any
+    if _orjson is not None:
+        value = _orjson.loads(raw)  # JSONDecodeError is a ValueError
+    else:
+        value = json.loads(raw, parse_constant=_refuse_constant)
+    if not isinstance(value, dict):
+        raise ValueError(f"stored value is a JSON {type(value).__name__}, not an object")
+    return value

@@ -1,0 +1,96 @@
+"""Session options: validated once, shared by every backend and by the stores' defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .errors import ConfigurationError
+from .items import DEFAULT_MAX_ITEM_BYTES
+
+__all__ = ["SessionOptions", "validate_session_id"]
+
+OnCorrupt = Literal["skip", "raise"]
+
+
+def validate_session_id(session_id: object) -> str:
+    """Return `session_id` if it is a non-empty `str` that encodes as UTF-8."""
+    if not isinstance(session_id, str):
+        raise ConfigurationError(f"session_id must be a str, not {type(session_id).__name__}")
+    if not session_id:
+        raise ConfigurationError("session_id must not be empty")
+    try:
+        session_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigurationError("session_id must be valid Unicode (no lone surrogates)") from None
+    return session_id
+
+
+def _positive_int_or_none(name: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{name} must be a positive int or None, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """The per-session behaviour that every backend honours.
+
+    `ttl` is in seconds (sliding; `None` never expires), `max_turns` is the window applied
+    when `get_items()` gets no limit, `max_items` caps retention (oldest trimmed on append).
+    """
+
+    ttl: float | None = None
+    refresh_ttl_on_read: bool = True
+    max_turns: int | None = None
+    max_items: int | None = None
+    session_settings: Any = None
+    on_corrupt: OnCorrupt = "skip"
+    max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES
+
+    def __post_init__(self) -> None:
+        ttl = self.ttl
+        if ttl is not None:
+            if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+                raise ConfigurationError(f"ttl must be a number of seconds or None, not {ttl!r}")
+            if not math.isfinite(ttl) or ttl <= 0:
+                raise ConfigurationError(f"ttl must be a positive number of seconds, not {ttl!r}")
+            if ttl * 1000 < 1:
+                raise ConfigurationError(f"ttl must be at least 1 millisecond, not {ttl!r}")
+        if not isinstance(self.refresh_ttl_on_read, bool):
+            raise ConfigurationError(
+                f"refresh_ttl_on_read must be a bool, not {self.refresh_ttl_on_read!r}"
+            )
+        _positive_int_or_none("max_turns", self.max_turns)
+        _positive_int_or_none("max_items", self.max_items)
+        if self.on_corrupt not in ("skip", "raise"):
+            raise ConfigurationError(
+                f"on_corrupt must be 'skip' or 'raise', not {self.on_corrupt!r}"
+            )
+        if _positive_int_or_none("max_item_bytes", self.max_item_bytes) is None:
+            raise ConfigurationError("max_item_bytes must be a positive int")
+
+    @property
+    def ttl_ms(self) -> int | None:
+        return None if self.ttl is None else max(1, round(self.ttl * 1000))
+
+    def replace(self, **overrides: Any) -> SessionOptions:
+        """A copy with `overrides` applied; an unknown name raises `ConfigurationError`."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigurationError(f"unknown session option(s): {', '.join(unknown)}")
+        return dataclasses.replace(self, **overrides)
+
+    @classmethod
+    def names(cls) -> frozenset[str]:
+        return frozenset(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> SessionOptions:
+        return cls().replace(**dict(values))

@@ -1,0 +1,349 @@
+"""Redis URLs and clients: one parsed configuration, one client per event loop.
+
+A redis-py asyncio client belongs to the event loop that first used it. `Runner.run_sync`
+runs its own loop (often in another thread), so a session or store that opened its own
+client keeps one client per running loop, all made from the same configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+from urllib.parse import parse_qsl, quote, unquote, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.sentinel import Sentinel
+
+from ..errors import ConfigurationError
+from ..urls import mask_url, parse_bool, split_options
+
+__all__ = [
+    "DEFAULT_REDIS_URL",
+    "AnyRedis",
+    "ClientSource",
+    "RedisConfig",
+    "build_url",
+    "default_redis_url",
+    "parse_redis_url",
+]
+
+AnyRedis: TypeAlias = "aioredis.Redis | RedisCluster"
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
+
+# Query options that go to redis-py's connections (besides every `ssl_*` option).
+_INT = int
+_FLOAT = float
+_DRIVER_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "db": _INT,
+    "socket_timeout": _FLOAT,
+    "socket_connect_timeout": _FLOAT,
+    "socket_keepalive": parse_bool,
+    "retry_on_timeout": parse_bool,
+    "health_check_interval": _FLOAT,
+    "client_name": str,
+    "protocol": _INT,
+    "timeout": _FLOAT,  # how long a blocking pool waits for a free connection
+    "ssl_cert_reqs": str,
+    "ssl_ca_certs": str,
+    "ssl_ca_path": str,
+    "ssl_ca_data": str,
+    "ssl_certfile": str,
+    "ssl_keyfile": str,
+    "ssl_check_hostname": parse_bool,
+    "ssl_min_version": str,
+    "ssl_ciphers": str,
+    "ssl_password": str,
+}
+_STORE_OPTIONS: dict[str, Callable[[str], Any]] = {"max_connections": _INT, "key_prefix": str}
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    """What a Redis URL says: where to connect, how, and the session/store options."""
+
+    url: str  # as given (never printed: use `masked_url`)
+    scheme: str
+    hosts: tuple[tuple[str, int], ...] = ()
+    path: str | None = None  # unix socket
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    service_name: str | None = None  # sentinel
+    driver_options: Mapping[str, Any] = field(default_factory=dict)
+    session_options: Mapping[str, Any] = field(default_factory=dict)
+    store_options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def masked_url(self) -> str:
+        return mask_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"RedisConfig({self.masked_url!r})"
+
+    def make_client(self, *, max_connections: int | None = None, blocking: bool = False) -> Any:
+        """A new redis-py asyncio client for this configuration (the caller owns it)."""
+        options: dict[str, Any] = dict(self.driver_options)
+        if self.scheme in ("rediss",) or any(k.startswith("ssl_") for k in options):
+            options.setdefault("ssl", self.scheme == "rediss")
+        limit = max_connections or self.store_options.get("max_connections")
+        auth: dict[str, Any] = {}
+        if self.username is not None:
+            auth["username"] = self.username
+        if self.password is not None:
+            auth["password"] = self.password
+        if self.scheme == "redis+cluster":
+            options.pop("db", None)
+            options.pop("timeout", None)
+            if limit:
+                options["max_connections"] = limit
+            nodes = [ClusterNode(host, port) for host, port in self.hosts]
+            return RedisCluster(startup_nodes=nodes, **auth, **options)
+        if self.scheme == "redis+sentinel":
+            sentinel_auth = dict(auth)
+            sentinel = Sentinel(
+                list(self.hosts),
+                sentinel_kwargs={**sentinel_auth, **_socket_only(options)},
+                **auth,
+                **options,
+            )
+            assert self.service_name is not None
+            return sentinel.master_for(self.service_name, db=self.db)
+        pool_class = aioredis.BlockingConnectionPool if blocking else aioredis.ConnectionPool
+        pool_options: dict[str, Any] = {**options, **auth, "db": self.db}
+        if not blocking:
+            pool_options.pop("timeout", None)
+        if limit:
+            pool_options["max_connections"] = limit
+        if self.scheme == "unix":
+            pool_options["connection_class"] = aioredis.UnixDomainSocketConnection
+            pool_options["path"] = self.path
+            pool_options.pop("ssl", None)
+        else:
+            host, port = self.hosts[0]
+            pool_options["host"] = host
+            pool_options["port"] = port
+            if pool_options.pop("ssl", False):
+                pool_options["connection_class"] = aioredis.SSLConnection
+        pool = pool_class(**pool_options)
+        return aioredis.Redis.from_pool(pool)
+
+
+def _socket_only(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k.startswith("socket_")}
+
+
+def _parse_hosts(netloc_hosts: str, default_port: int = 6379) -> tuple[tuple[str, int], ...]:
+    hosts: list[tuple[str, int]] = []
+    for part in netloc_hosts.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if part.startswith("["):  # [ipv6]:port
+            host, _, rest = part[1:].partition("]")
+            port_text = rest[1:] if rest.startswith(":") else ""
+        else:
+            host, _, port_text = part.rpartition(":") if ":" in part else (part, "", "")
+        try:
+            port = int(port_text) if port_text else default_port
+        except ValueError:
+            raise ConfigurationError(f"bad port {port_text!r} in Redis URL") from None
+        if not host or not 0 < port < 65536:
+            raise ConfigurationError(f"bad host:port {part!r} in Redis URL")
+        hosts.append((host, port))
+    if not hosts:
+        raise ConfigurationError("the Redis URL names no host")
+    return tuple(hosts)
+
+
+def parse_redis_url(url: str) -> RedisConfig:
+    """Parse a `redis://`, `rediss://`, `unix://`, `redis+sentinel://` or `redis+cluster://`
+    URL; query parameters set driver, session and store options."""
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigurationError(f"not a URL: {mask_url(str(url))!r}")
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in REDIS_SCHEMES:
+        raise ConfigurationError(f"unknown Redis URL scheme {scheme!r} in {mask_url(url)!r}")
+    rest = url.split("://", 1)[1]
+    rest, _, query = rest.partition("?")
+    rest, _, _fragment = rest.partition("#")
+    params = dict(parse_qsl(query, keep_blank_values=True))
+    session_options, remaining = split_options(params, url)
+    driver_options: dict[str, Any] = {}
+    store_options: dict[str, Any] = {}
+    for name, text in remaining.items():
+        if name in _STORE_OPTIONS:
+            target, parser = store_options, _STORE_OPTIONS[name]
+        elif name in _DRIVER_OPTIONS:
+            target, parser = driver_options, _DRIVER_OPTIONS[name]
+        else:
+            raise ConfigurationError(f"unknown option {name!r} in {mask_url(url)!r}")
+        try:
+            target[name] = parser(text)
+        except (ValueError, ConfigurationError):
+            raise ConfigurationError(
+                f"bad value {text!r} for option {name!r} in {mask_url(url)!r}"
+            ) from None
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not at:
+        userinfo, hostpart = "", rest
+    username: str | None = None
+    password: str | None = None
+    if userinfo:
+        user_text, colon, password_text = userinfo.partition(":")
+        username = unquote(user_text) or None
+        password = unquote(password_text) if colon else None
+        if not colon:  # redis://secret@host: a lone userinfo is a password, as redis-py reads it
+            password, username = username, None
+    db = int(driver_options.pop("db", 0))
+    if scheme == "unix":
+        path = unquote(hostpart.split("?")[0]) or None
+        if not path:
+            raise ConfigurationError("a unix:// URL needs a socket path")
+        return RedisConfig(
+            url=url,
+            scheme=scheme,
+            path=path,
+            db=db,
+            username=username,
+            password=password,
+            driver_options=driver_options,
+            session_options=session_options,
+            store_options=store_options,
+        )
+    netloc, _, path_text = hostpart.partition("/")
+    hosts = _parse_hosts(unquote(netloc))
+    service_name: str | None = None
+    segments = [s for s in path_text.split("/") if s]
+    if scheme == "redis+sentinel":
+        if not segments:
+            raise ConfigurationError("a redis+sentinel:// URL needs a service name")
+        service_name = unquote(segments[0])
+        segments = segments[1:]
+    if segments:
+        if len(segments) > 1 or not segments[0].isdigit():
+            raise ConfigurationError(f"bad database {'/'.join(segments)!r} in {mask_url(url)!r}")
+        db = int(segments[0])
+    if scheme == "redis+cluster" and db != 0:
+        raise ConfigurationError("Redis Cluster has only database 0")
+    if scheme in ("redis", "rediss") and len(hosts) > 1:
+        raise ConfigurationError(
+            "several hosts need redis+sentinel:// or redis+cluster://, not " + scheme
+        )
+    return RedisConfig(
+        url=url,
+        scheme=scheme,
+        hosts=hosts,
+        db=db,
+        username=username,
+        password=password,
+        service_name=service_name,
+        driver_options=driver_options,
+        session_options=session_options,
+        store_options=store_options,
+    )
+
+
+def default_redis_url() -> str:
+    return os.environ.get("AGENT_SESSIONS_REDIS_URL") or DEFAULT_REDIS_URL
+
+
+class ClientSource:
+    """Hands out the client for the running event loop.
+
+    An injected client is returned as is and never closed. A source built from a
+    configuration opens one client per event loop on first use and closes them in `aclose`.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: AnyRedis | None = None,
+        config: RedisConfig | None = None,
+        blocking: bool = False,
+        max_connections: int | None = None,
+    ) -> None:
+        if (client is None) == (config is None):
+            raise ValueError("give exactly one of client and config")
+        self._client = client
+        self.config = config
+        self._blocking = blocking
+        self._max_connections = max_connections
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._guard = threading.Lock()
+
+    @property
+    def owns_clients(self) -> bool:
+        return self._client is None
+
+    @property
+    def is_cluster(self) -> bool:
+        if self._client is not None:
+            return isinstance(self._client, RedisCluster)
+        assert self.config is not None
+        return self.config.scheme == "redis+cluster"
+
+    def get(self) -> Any:
+        if self._client is not None:
+            return self._client
+        loop = asyncio.get_running_loop()
+        client = self._by_loop.get(loop)
+        if client is None:
+            with self._guard:
+                client = self._by_loop.get(loop)
+                if client is None:
+                    assert self.config is not None
+                    client = self.config.make_client(
+                        max_connections=self._max_connections, blocking=self._blocking
+                    )
+                    self._by_loop[loop] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close the clients this source opened (never an injected one)."""
+        if self._client is not None:
+            return
+        with self._guard:
+            clients = list(self._by_loop.items())
+            self._by_loop.clear()
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        for loop, client in clients:
+            if loop is current:
+                await client.aclose()
+            elif not loop.is_closed() and loop.is_running():
+                # Another thread's loop: close there; its connections belong to it.
+                asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+            # A closed loop took its sockets with it; nothing to await.
+
+    def clone(self) -> ClientSource:
+        """A source of the same kind that opens clients of its own."""
+        if self._client is not None:
+            return self
+        return ClientSource(
+            config=self.config, blocking=self._blocking, max_connections=self._max_connections
+        )
+
+    def describe(self) -> str:
+        if self.config is not None:
+            return self.config.masked_url
+        return type(self._client).__name__
+
+
+def build_url(scheme: str, host: str, port: int, db: int = 0, password: str | None = None) -> str:
+    """A redis URL from parts (tests and the CLI use it)."""
+    auth = f":{quote(password, safe='')}@" if password else ""
+    return urlunsplit((scheme, f"{auth}{host}:{port}", f"/{db}", "", ""))
+

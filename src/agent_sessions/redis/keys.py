@@ -1,0 +1,115 @@
+"""Redis key layout.
+
+Every key of a session is ``{prefix}:{BUCKET}:s:{escaped id}:{kind}``. The hash tag
+``{BUCKET}`` is derived from the session id (CRC-32 of its UTF-8 bytes, modulo `BUCKETS`), so
+all of a session's keys, and the bucket's listing index, share one Cluster slot: every write,
+index entry included, is one atomic script on standalone and Cluster alike.
+
+The escaped id sits outside the hash tag and cannot be confused with another session's: `%`,
+`{`, `}` and `:` are percent-escaped, so the escaped id holds no `:` and no braces, and the
+mapping is injective. A prefix may not contain braces, so the first `{` of a key always ends
+the prefix and no prefix can reach another prefix's keys.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+from ..errors import ConfigurationError
+
+__all__ = [
+    "BUCKETS",
+    "SessionKeys",
+    "bucket_keys",
+    "bucket_of",
+    "escape_id",
+    "session_keys",
+    "unescape_id",
+    "validate_key_prefix",
+]
+
+#: Number of hash-tag buckets. Part of the storage format: changing it moves every session.
+BUCKETS = 1024
+
+_ESCAPES = {"%": "%25", "{": "%7B", "}": "%7D", ":": "%3A"}
+
+
+def escape_id(session_id: str) -> str:
+    """The session id with `%`, `{`, `}` and `:` percent-escaped (an injective mapping)."""
+    if not any(ch in session_id for ch in _ESCAPES):
+        return session_id
+    return "".join(_ESCAPES.get(ch, ch) for ch in session_id)
+
+
+def unescape_id(escaped: str) -> str:
+    """Inverse of `escape_id`."""
+    if "%" not in escaped:
+        return escaped
+    out: list[str] = []
+    i = 0
+    while i < len(escaped):
+        if escaped[i] == "%":
+            out.append(chr(int(escaped[i + 1 : i + 3], 16)))
+            i += 3
+        else:
+            out.append(escaped[i])
+            i += 1
+    return "".join(out)
+
+
+def bucket_of(session_id: str) -> int:
+    return zlib.crc32(session_id.encode("utf-8")) % BUCKETS
+
+
+def validate_key_prefix(prefix: object) -> str:
+    if not isinstance(prefix, str) or not prefix:
+        raise ConfigurationError(f"key_prefix must be a non-empty str, not {prefix!r}")
+    if "{" in prefix or "}" in prefix:
+        raise ConfigurationError(
+            f"key_prefix must not contain '{{' or '}}' (they would change the hash tag): "
+            f"{prefix!r}"
+        )
+    return prefix
+
+
+@dataclass(frozen=True)
+class BucketKeys:
+    """The listing index of one bucket: updated-at and expiry deadlines by escaped id."""
+
+    index: str
+    expiry: str
+
+
+@dataclass(frozen=True)
+class SessionKeys:
+    items: str  # LIST of JSON items, oldest first
+    meta: str  # HASH: id, created, updated (ms), "m:<key>" metadata
+    tokens: str  # ZSET: batch tokens and idempotency keys, scored by their deadline
+    lock: str  # STRING: the session lock's holder token, with a lease
+    bucket: BucketKeys
+    member: str  # the escaped id: the session's member in the bucket index
+
+    @property
+    def script_keys(self) -> tuple[str, str, str, str, str]:
+        """The keys every session script receives, in its KEYS order."""
+        return (self.items, self.meta, self.tokens, self.bucket.index, self.bucket.expiry)
+
+
+def bucket_keys(prefix: str, bucket: int) -> BucketKeys:
+    tag = f"{prefix}:{{{bucket:04d}}}"
+    return BucketKeys(index=f"{tag}:index", expiry=f"{tag}:expiry")
+
+
+def session_keys(prefix: str, session_id: str) -> SessionKeys:
+    bucket = bucket_of(session_id)
+    member = escape_id(session_id)
+    base = f"{prefix}:{{{bucket:04d}}}:s:{member}"
+    return SessionKeys(
+        items=f"{base}:items",
+        meta=f"{base}:meta",
+        tokens=f"{base}:tokens",
+        lock=f"{base}:lock",
+        bucket=bucket_keys(prefix, bucket),
+        member=member,
+    )

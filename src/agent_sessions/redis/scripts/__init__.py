@@ -1,0 +1,60 @@
+"""The Lua scripts: one readable `.lua` file per atomic step, run by SHA.
+
+Each script is `_common.lua` followed by its own file. It runs with EVALSHA; a server that
+does not know it (restarted, failed over, a new Cluster node) answers NOSCRIPT, and the call is
+repeated once with EVAL, which also caches the script on that server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+from ..connection import AnyRedis
+
+__all__ = ["LuaScript", "load_script"]
+
+EncodableArg = str | bytes | int | float
+
+
+def _read(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+class LuaScript:
+    """A server-side script, called with the session's keys and arguments."""
+
+    def __init__(self, name: str, source: str) -> None:
+        self.name = name
+        self.source = source
+        self.sha = hashlib.sha1(source.encode("utf-8")).hexdigest()
+
+    async def __call__(
+        self, client: AnyRedis, keys: Sequence[str], args: Sequence[EncodableArg]
+    ) -> Any:
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[misc]
+        except NoScriptError:
+            return await client.eval(self.source, len(keys), *keys, *args)  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"LuaScript({self.name!r}, sha={self.sha[:12]})"
+
+
+def load_script(name: str) -> LuaScript:
+    return LuaScript(name, _read("_common.lua") + "\n" + _read(f"{name}.lua"))
+
+
+APPEND = load_script("append")
+READ = load_script("read")
+POP = load_script("pop")
+CLEAR = load_script("clear")
+REPLACE = load_script("replace")
+METADATA = load_script("metadata")
+INFO = load_script("info")
+SNAPSHOT = load_script("snapshot")
+TOUCH = load_script("touch")

@@ -1,0 +1,8 @@
+-- ARGV: (none)
+-- Returns {meta fields, item count, remaining ttl in ms (-1 = none), server time in ms},
+-- or false when the session does not exist.
+local meta = redis.call('HGETALL', META)
+if #meta == 0 then
+  return false
+end
+return {meta, redis.call('LLEN', ITEMS), redis.call('PTTL', META), now_ms()}

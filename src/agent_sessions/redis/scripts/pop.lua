@@ -1,0 +1,23 @@
+-- ARGV: member, session_id, ttl_ms, skip_corrupt ('1' or '0'), tombstone
+-- Removes the newest item that decodes as a JSON object and returns {item, position}.
+-- A corrupt newest item is skipped (and left in place) when skip_corrupt is '1'; otherwise
+-- the script stops there and returns {item, position, 1} without removing anything.
+local len = redis.call('LLEN', ITEMS)
+for offset = -1, -len, -1 do
+  local raw = redis.call('LINDEX', ITEMS, offset)
+  local ok, value = pcall(cjson.decode, raw)
+  if ok and type(value) == 'table' and string.sub(raw, 1, 1) == '{' then
+    if offset == -1 then
+      redis.call('RPOP', ITEMS)
+    else
+      redis.call('LSET', ITEMS, offset, ARGV[5])
+      redis.call('LREM', ITEMS, -1, ARGV[5])
+    end
+    mark_written(ARGV[1], ARGV[2], now_ms(), ARGV[3])
+    return {raw, len + offset}
+  end
+  if ARGV[4] ~= '1' then
+    return {raw, len + offset, 1}
+  end
+end
+return false

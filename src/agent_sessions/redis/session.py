@@ -1,0 +1,258 @@
+"""`RedisSession`: one Lua script (one round trip) per operation, on standalone and Cluster."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from ..info import SessionInfo, datetime_from_ms
+from ..items import DEFAULT_MAX_ITEM_BYTES
+from ..options import OnCorrupt, SessionOptions
+from ..session import BaseSession, PopResult, RawItem, Snapshot
+from . import scripts
+from .connection import AnyRedis, ClientSource, default_redis_url, parse_redis_url
+from .keys import session_keys, validate_key_prefix
+
+__all__ = ["RedisSession"]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def _meta_fields(flat: list[Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """Split a HGETALL reply into (bookkeeping fields, user metadata)."""
+    fields: dict[str, str] = {}
+    metadata: dict[str, str] = {}
+    for i in range(0, len(flat), 2):
+        name, value = _text(flat[i]), _text(flat[i + 1])
+        if name.startswith("m:"):
+            metadata[name[2:]] = value
+        else:
+            fields[name] = value
+    return fields, metadata
+
+
+class RedisSession(BaseSession):
+    """A session stored in Redis (standalone, Sentinel or Cluster; Valkey too).
+
+    Items live in one LIST; every operation is one atomic Lua script run by SHA, so it is one
+    network round trip and holds on Redis Cluster, where all of a session's keys share a slot.
+    """
+
+    kind = "RedisSession"
+
+    def __init__(
+        self,
+        session_id: str,
+        *,
+        client: AnyRedis | None = None,
+        key_prefix: str = "agent_sessions",
+        ttl: float | None = None,
+        refresh_ttl_on_read: bool = True,
+        max_turns: int | None = None,
+        max_items: int | None = None,
+        session_settings: Any = None,
+        on_corrupt: OnCorrupt = "skip",
+        max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES,
+    ) -> None:
+        options = SessionOptions(
+            ttl=ttl,
+            refresh_ttl_on_read=refresh_ttl_on_read,
+            max_turns=max_turns,
+            max_items=max_items,
+            session_settings=session_settings,
+            on_corrupt=on_corrupt,
+            max_item_bytes=max_item_bytes,
+        )
+        source = (
+            ClientSource(client=client)
+            if client is not None
+            else ClientSource(config=parse_redis_url(default_redis_url()))
+        )
+        self._setup(session_id, source, validate_key_prefix(key_prefix), options, owns=True)
+
+    def _setup(
+        self,
+        session_id: str,
+        source: ClientSource,
+        key_prefix: str,
+        options: SessionOptions,
+        *,
+        owns: bool,
+    ) -> None:
+        super().__init__(session_id, options)
+        self.key_prefix = key_prefix
+        self._source = source
+        self._owns_source = owns
+        self._keys = session_keys(key_prefix, session_id)
+        self._script_keys = self._keys.script_keys
+        self._id_bytes = session_id.encode("utf-8")
+
+    @classmethod
+    def _from_parts(
+        cls,
+        session_id: str,
+        source: ClientSource,
+        key_prefix: str,
+        options: SessionOptions,
+        *,
+        owns: bool,
+    ) -> RedisSession:
+        """A session over an existing client source (stores and fork use this; no I/O)."""
+        session = cls.__new__(cls)
+        session._setup(session_id, source, key_prefix, options, owns=owns)
+        return session
+
+    @classmethod
+    def from_url(cls, session_id: str, url: str, **options: Any) -> RedisSession:
+        """A session that opens (and owns) its own client for `url`.
+
+        Query parameters set options (`?ttl=3600&key_prefix=app`); keyword options win.
+        """
+        config = parse_redis_url(url)
+        merged: dict[str, Any] = {**config.session_options, **options}
+        key_prefix = merged.pop("key_prefix", config.store_options.get("key_prefix"))
+        session_options = SessionOptions.from_mapping(merged)
+        source = ClientSource(config=config)
+        return cls._from_parts(
+            session_id,
+            source,
+            validate_key_prefix(key_prefix or "agent_sessions"),
+            session_options,
+            owns=True,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(session_id={self.session_id!r}, "
+            f"key_prefix={self.key_prefix!r}, ttl={self.ttl!r})"
+        )
+
+    @property
+    def client(self) -> AnyRedis:
+        """The redis-py client serving the running event loop."""
+        self._check_open()
+        return self._source.get()  # type: ignore[no-any-return]
+
+    @property
+    def _ttl_arg(self) -> str:
+        ttl_ms = self._options.ttl_ms
+        return "" if ttl_ms is None else str(ttl_ms)
+
+    async def _run(self, script: scripts.LuaScript, args: list[Any]) -> Any:
+        return await script(self._source.get(), self._script_keys, args)
+
+    # -- storage primitives ----------------------------------------------------------------
+
+    async def _read_tail(self, count: int | None) -> tuple[list[RawItem], int]:
+        refresh = "1" if self._options.refresh_ttl_on_read else "0"
+        total, raws = await self._run(
+            scripts.READ,
+            [self._keys.member, "" if count is None else count, self._ttl_arg, refresh],
+        )
+        return raws, int(total)
+
+    async def _append(self, encoded: list[bytes], token: str, token_ttl_ms: int) -> bool:
+        max_items = self._options.max_items
+        applied = await self._run(
+            scripts.APPEND,
+            [
+                self._keys.member,
+                self._id_bytes,
+                token,
+                token_ttl_ms,
+                self._ttl_arg,
+                "" if max_items is None else max_items,
+                *encoded,
+            ],
+        )
+        return bool(applied)
+
+    async def _pop(self, skip_corrupt: bool) -> PopResult | None:
+        reply = await self._run(
+            scripts.POP,
+            [
+                self._keys.member,
+                self._id_bytes,
+                self._ttl_arg,
+                "1" if skip_corrupt else "0",
+                "\x00agent-sessions:removed:" + secrets.token_hex(8),
+            ],
+        )
+        if not reply:
+            return None
+        return PopResult(raw=reply[0], position=int(reply[1]), corrupt=len(reply) > 2)
+
+    async def _clear(self) -> None:
+        await self._run(scripts.CLEAR, [self._keys.member])
+
+    async def _replace(self, encoded: list[bytes], metadata: Mapping[str, str] | None) -> None:
+        max_items = self._options.max_items
+        pairs: list[str] = []
+        if metadata is not None:
+            for key, value in metadata.items():
+                pairs += [key, value]
+        await self._run(
+            scripts.REPLACE,
+            [
+                self._keys.member,
+                self._id_bytes,
+                self._ttl_arg,
+                "" if max_items is None else max_items,
+                "1" if metadata is not None else "0",
+                len(pairs) // 2,
+                *pairs,
+                *encoded,
+            ],
+        )
+
+    async def _snapshot(self) -> Snapshot | None:
+        reply = await self._run(scripts.SNAPSHOT, [])
+        if not reply:
+            return None
+        _fields, metadata = _meta_fields(reply[0])
+        return Snapshot(raws=list(reply[1]), metadata=metadata)
+
+    async def _info(self) -> SessionInfo | None:
+        reply = await self._run(scripts.INFO, [])
+        if not reply:
+            return None
+        fields, metadata = _meta_fields(reply[0])
+        item_count, pttl, now = int(reply[1]), int(reply[2]), int(reply[3])
+        created = int(fields.get("created", now))
+        return SessionInfo(
+            session_id=self.session_id,
+            created_at=datetime_from_ms(created),
+            updated_at=datetime_from_ms(int(fields.get("updated", created))),
+            item_count=item_count,
+            expires_at=datetime_from_ms(now + pttl) if pttl >= 0 else None,
+            metadata=metadata,
+        )
+
+    async def _update_metadata(self, set_pairs: dict[str, str], remove: list[str]) -> None:
+        flat: list[str] = []
+        for key, value in set_pairs.items():
+            flat += [key, value]
+        await self._run(
+            scripts.METADATA,
+            [self._keys.member, self._id_bytes, self._ttl_arg, len(set_pairs), *flat, *remove],
+        )
+
+    async def _touch(self) -> bool:
+        return bool(await self._run(scripts.TOUCH, [self._keys.member, self._ttl_arg]))
+
+    async def _release(self) -> None:
+        if self._owns_source:
+            await self._source.aclose()
+
+    def _sibling(self, session_id: str) -> RedisSession:
+        if self._owns_source and self._source.owns_clients:
+            # A fork outlives its source session: it opens (and owns) its own clients.
+            return type(self)._from_parts(
+                session_id, self._source.clone(), self.key_prefix, self._options, owns=True
+            )
+        return type(self)._from_parts(
+            session_id, self._source, self.key_prefix, self._options, owns=False
+        )

@@ -1,0 +1,386 @@
+"""Behaviour every backend shares, written once.
+
+`BaseSession` implements the public session contract (limit resolution, turn windows,
+validation, corrupt-item policy, fork, the closed state) on top of a handful of storage
+primitives that a backend provides. A backend never validates, decodes or windows by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Generator, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, ClassVar, TypeVar
+
+from agents.memory.session_settings import SessionSettings, coerce_session_settings
+
+from .errors import ConfigurationError, CorruptItemError, InvalidItemError, SessionClosedError
+from .info import SessionInfo
+from .items import decode_item, encode_items
+from .options import SessionOptions, validate_session_id
+from .window import first_turns_end, last_turns_start
+
+__all__ = ["AUTO_TOKEN_TTL_MS", "IDEMPOTENCY_TTL_MS", "BaseSession", "PopResult", "Snapshot"]
+
+logger = logging.getLogger("agent_sessions")
+
+#: How long the automatic batch token of an `add_items` call is remembered. It only has to
+#: outlive the retries of one call (redis-py's own and the library's), which take seconds.
+AUTO_TOKEN_TTL_MS = 10 * 60 * 1000
+#: How long an explicit `idempotency_key` is remembered at least (longer if the TTL is).
+IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000
+
+RawItem = bytes | str
+_S = TypeVar("_S", bound="BaseSession")
+
+
+@dataclass(frozen=True)
+class PopResult:
+    """What a backend's pop primitive found: the raw newest item and its position."""
+
+    raw: RawItem
+    position: int
+    corrupt: bool = False  # True: not removed (on_corrupt="raise" stops at it)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent copy of a session's stored state (used by fork and export)."""
+
+    raws: list[RawItem]
+    metadata: dict[str, str]
+
+
+class _Done:
+    """An already-finished awaitable: lets a synchronous `close()` be awaited as well."""
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield  # pragma: no cover - makes this a generator
+
+
+class BaseSession(ABC):
+    """A conversation session (structural `agents.memory.Session`) over some storage."""
+
+    #: Name used in messages ("RedisSession is closed").
+    kind: ClassVar[str] = "Session"
+
+    session_id: str
+    session_settings: SessionSettings | None
+
+    def __init__(self, session_id: str, options: SessionOptions) -> None:
+        self.session_id = validate_session_id(session_id)
+        self._options = options
+        settings = options.session_settings
+        # As the SDK's own sessions do: omitted gives SessionSettings(), a mapping is coerced
+        # (an unknown field raises the SDK's TypeError).
+        self.session_settings = (
+            coerce_session_settings(settings) if settings is not None else SessionSettings()
+        )
+        self._closed = False
+
+    # -- options ---------------------------------------------------------------------------
+
+    @property
+    def options(self) -> SessionOptions:
+        return self._options
+
+    @property
+    def ttl(self) -> float | None:
+        return self._options.ttl
+
+    @property
+    def max_turns(self) -> int | None:
+        return self._options.max_turns
+
+    @property
+    def max_items(self) -> int | None:
+        return self._options.max_items
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SessionClosedError(f"{self.kind} is closed")
+
+    # -- storage primitives a backend provides ---------------------------------------------
+
+    @abstractmethod
+    async def _read_tail(self, count: int | None) -> tuple[list[RawItem], int]:
+        """The newest `count` stored items (all when `None`), oldest first, and the total.
+
+        Refreshes the TTL when the options say reads do.
+        """
+
+    @abstractmethod
+    async def _append(self, encoded: list[bytes], token: str, token_ttl_ms: int) -> bool:
+        """Append atomically unless `token` was seen; False when it was (nothing written)."""
+
+    @abstractmethod
+    async def _pop(self, skip_corrupt: bool) -> PopResult | None:
+        """Remove and return the newest decodable item (or stop at a corrupt one)."""
+
+    @abstractmethod
+    async def _clear(self) -> None:
+        """Remove every item, the metadata and the index entries of the session."""
+
+    @abstractmethod
+    async def _replace(self, encoded: list[bytes], metadata: Mapping[str, str] | None) -> None:
+        """Replace the history (and, when given, the whole metadata) atomically."""
+
+    @abstractmethod
+    async def _snapshot(self) -> Snapshot | None:
+        """Every stored item and the metadata, read atomically; None if absent."""
+
+    @abstractmethod
+    async def _info(self) -> SessionInfo | None:
+        """The session's `SessionInfo`, or None when it does not exist."""
+
+    @abstractmethod
+    async def _update_metadata(self, set_pairs: dict[str, str], remove: list[str]) -> None:
+        """Merge metadata pairs and drop keys, as one write."""
+
+    @abstractmethod
+    async def _touch(self) -> bool:
+        """Refresh the TTL; False when the session does not exist."""
+
+    @abstractmethod
+    async def _release(self) -> None:
+        """Release what this session owns (connections, clients)."""
+
+    @abstractmethod
+    def _sibling(self: _S, session_id: str) -> _S:
+        """A session of the same backend, connections and options for another id."""
+
+    # -- the public contract ---------------------------------------------------------------
+
+    def _decode(self, raws: Sequence[RawItem], first_position: int) -> tuple[list[Any], int]:
+        """Decode stored items; returns (items, how many corrupt ones were skipped)."""
+        items: list[Any] = []
+        skipped = 0
+        for offset, raw in enumerate(raws):
+            try:
+                items.append(decode_item(raw))
+            except (ValueError, TypeError) as exc:
+                position = first_position + offset
+                if self._options.on_corrupt == "raise":
+                    raise CorruptItemError(self.session_id, position, str(exc)) from None
+                skipped += 1
+                logger.warning(
+                    "session %r: skipping undecodable stored item at position %d (%s); "
+                    "it stays in storage",
+                    self.session_id,
+                    position,
+                    exc,
+                )
+        return items, skipped
+
+    async def get_items(self, limit: int | None = None) -> list[Any]:
+        """The latest `limit` items, oldest first.
+
+        `limit=None` uses `session_settings.limit`, else the `max_turns` window, else all
+        items. `limit <= 0` returns `[]`. Corrupt items are skipped (and not counted) or
+        raise `CorruptItemError`, as `on_corrupt` says.
+        """
+        self._check_open()
+        if limit is None and self.session_settings is not None:
+            limit = self.session_settings.limit
+        if limit is not None:
+            if isinstance(limit, bool) or not isinstance(limit, int):
+                raise ConfigurationError(f"limit must be an int or None, not {limit!r}")
+            if limit <= 0:
+                return []
+            return await self._read_last(limit)
+        if self._options.max_turns is not None:
+            return await self._read_turns(self._options.max_turns)
+        raws, total = await self._read_tail(None)
+        items, _ = self._decode(raws, total - len(raws))
+        return items
+
+    async def _read_last(self, limit: int) -> list[Any]:
+        count = limit
+        while True:
+            raws, total = await self._read_tail(count)
+            items, _ = self._decode(raws, total - len(raws))
+            if len(items) >= limit or len(raws) >= total:
+                return items[-limit:]
+            # Corrupt items were skipped: a limit counts valid items, so read further back.
+            count = min(total, count * 2)
+
+    async def _read_turns(self, turns: int) -> list[Any]:
+        count = max(64, 16 * turns)
+        while True:
+            raws, total = await self._read_tail(count)
+            items, _ = self._decode(raws, total - len(raws))
+            start = last_turns_start(items, turns)
+            if start is not None:
+                return items[start:]
+            if len(raws) >= total:
+                return items  # fewer turns than the window: the whole history
+            count = min(total, count * 4)
+
+    def _encode(self, items: Any) -> list[bytes]:
+        if items is None:
+            raise InvalidItemError("items must be a list of dicts, not None")
+        return encode_items(items, max_item_bytes=self._options.max_item_bytes)
+
+    async def add_items(self, items: list[Any], *, idempotency_key: str | None = None) -> None:
+        """Append one batch atomically: readers never see part of it, batches never interleave.
+
+        Every call carries a fresh batch token, so a retry of the same call after a lost
+        reply is not applied twice. A repeated `idempotency_key` is a no-op for at least 24 h
+        (or the TTL, if longer). The whole batch is validated before anything is written.
+        """
+        self._check_open()
+        if idempotency_key is not None and (
+            not isinstance(idempotency_key, str) or not idempotency_key
+        ):
+            raise ConfigurationError("idempotency_key must be a non-empty str or None")
+        encoded = self._encode(items)
+        if not encoded:
+            return
+        if idempotency_key is None:
+            token = "b:" + secrets.token_urlsafe(12)
+            token_ttl_ms = AUTO_TOKEN_TTL_MS
+        else:
+            token = "k:" + idempotency_key
+            token_ttl_ms = max(IDEMPOTENCY_TTL_MS, self._options.ttl_ms or 0)
+        await self._append(encoded, token, token_ttl_ms)
+
+    async def pop_item(self) -> Any | None:
+        """Remove and return the newest item; None when there is none.
+
+        Concurrent pops never return the same item.
+        """
+        self._check_open()
+        skip = self._options.on_corrupt == "skip"
+        while True:
+            result = await self._pop(skip_corrupt=skip)
+            if result is None:
+                return None
+            if result.corrupt:
+                raise CorruptItemError(self.session_id, result.position, "not a JSON object")
+            try:
+                return decode_item(result.raw)
+            except (ValueError, TypeError) as exc:
+                # The backend judged it decodable but Python does not: it is gone from
+                # storage now, so report it rather than lose it silently.
+                if not skip:
+                    raise CorruptItemError(self.session_id, result.position, str(exc)) from None
+                logger.warning(
+                    "session %r: popped undecodable item at position %d (%s): %r",
+                    self.session_id,
+                    result.position,
+                    exc,
+                    result.raw[:200],
+                )
+
+    async def clear_session(self) -> None:
+        """Remove every item, the metadata and the index entries of the session, atomically."""
+        self._check_open()
+        await self._clear()
+
+    async def replace_items(self, items: list[Any]) -> None:
+        """Replace the whole history atomically (compaction, editing)."""
+        self._check_open()
+        await self._replace(self._encode(items), None)
+
+    async def get_info(self) -> SessionInfo | None:
+        """A `SessionInfo`, or None when the session does not exist (or has expired)."""
+        self._check_open()
+        return await self._info()
+
+    async def update_metadata(self, mapping: Mapping[str, str | None]) -> None:
+        """Merge `str -> str` pairs into the metadata; a value of None removes that key."""
+        self._check_open()
+        if not isinstance(mapping, Mapping):
+            raise InvalidItemError(f"metadata must be a mapping, not {type(mapping).__name__}")
+        set_pairs: dict[str, str] = {}
+        remove: list[str] = []
+        for key, value in mapping.items():
+            if not isinstance(key, str) or not key:
+                raise InvalidItemError(f"metadata keys must be non-empty str, not {key!r}")
+            if value is None:
+                remove.append(key)
+            elif isinstance(value, str):
+                set_pairs[key] = value
+            else:
+                raise InvalidItemError(
+                    f"metadata value for {key!r} must be a str or None, "
+                    f"not {type(value).__name__}"
+                )
+        for text in (*set_pairs, *set_pairs.values(), *remove):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidItemError("metadata must be valid Unicode") from None
+        if set_pairs or remove:
+            await self._update_metadata(set_pairs, remove)
+
+    async def fork(self: _S, new_session_id: str, *, upto_turn: int | None = None) -> _S:
+        """A new session (same backend and options) holding a copy of this history.
+
+        With `upto_turn=N` only the first N turns are copied. Metadata is copied too. The
+        copy is written atomically; whatever `new_session_id` held before is replaced.
+        """
+        self._check_open()
+        validate_session_id(new_session_id)
+        if upto_turn is not None and (
+            isinstance(upto_turn, bool) or not isinstance(upto_turn, int) or upto_turn < 0
+        ):
+            raise ConfigurationError(f"upto_turn must be a non-negative int, not {upto_turn!r}")
+        if new_session_id == self.session_id:
+            raise ConfigurationError("fork needs a session id different from the source's")
+        snapshot = await self._snapshot()
+        raws = snapshot.raws if snapshot else []
+        metadata = snapshot.metadata if snapshot else {}
+        items, _ = self._decode(raws, 0)
+        # Keep the stored bytes of every valid item rather than re-encoding them.
+        valid_raws: list[bytes] = []
+        for raw in raws:
+            try:
+                decode_item(raw)
+            except (ValueError, TypeError):
+                continue
+            valid_raws.append(raw if isinstance(raw, bytes) else raw.encode())
+        if upto_turn is not None:
+            valid_raws = valid_raws[: first_turns_end(items, upto_turn)]
+        target = self._sibling(new_session_id)
+        await target._replace(valid_raws, metadata)
+        return target
+
+    async def touch(self) -> bool:
+        """Refresh the TTL; returns False when the session does not exist."""
+        self._check_open()
+        return await self._touch()
+
+    def close(self) -> Awaitable[None]:
+        """Release what the session owns; every later call raises `SessionClosedError`."""
+        return self._close_async()
+
+    async def _close_async(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._release()
+
+    @staticmethod
+    def _done() -> Awaitable[None]:
+        return _Done()
+
+    async def __aenter__(self: _S) -> _S:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
