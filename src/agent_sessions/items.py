@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .errors import InvalidItemError
 
-try:  # the `fast` extra
+_orjson: Any
+try:  # the `fast` extra; AGENT_SESSIONS_NO_FAST=1 turns it off (benchmarks, tests)
     import orjson as _orjson
 except ImportError:  # pragma: no cover - exercised by the no-extra CI job
+    _orjson = None
+if os.environ.get("AGENT_SESSIONS_NO_FAST"):
     _orjson = None
 
 __all__ = [
@@ -112,10 +117,18 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# orjson reads integers beyond 64 bits as floats; such items go through the standard library.
+_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
+_LONG_DIGITS_STR = re.compile(r"[0-9]{19}")
+
+
 def decode_item(raw: bytes | str) -> dict[str, Any]:
     """Decode one stored item; raise `ValueError` when it is not a JSON object."""
     value: Any
-    if _orjson is not None:
+    long_digits = (
+        _LONG_DIGITS_BYTES.search(raw) if isinstance(raw, bytes) else _LONG_DIGITS_STR.search(raw)
+    )
+    if _orjson is not None and long_digits is None:
         value = _orjson.loads(raw)  # JSONDecodeError is a ValueError
     else:
         value = json.loads(raw, parse_constant=_refuse_constant)

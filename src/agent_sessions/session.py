@@ -311,8 +311,7 @@ class BaseSession(ABC):
                 set_pairs[key] = value
             else:
                 raise InvalidItemError(
-                    f"metadata value for {key!r} must be a str or None, "
-                    f"not {type(value).__name__}"
+                    f"metadata value for {key!r} must be a str or None, not {type(value).__name__}"
                 )
         for text in (*set_pairs, *set_pairs.values(), *remove):
             try:

@@ -51,9 +51,7 @@ _SESSION_OPTION_PARSERS: dict[str, Callable[[str], Any]] = {
 }
 
 
-def split_options(
-    params: Mapping[str, str], url: str
-) -> tuple[dict[str, Any], dict[str, str]]:
+def split_options(params: Mapping[str, str], url: str) -> tuple[dict[str, Any], dict[str, str]]:
     """Split URL query parameters into typed session options and the rest."""
     session: dict[str, Any] = {}
     rest: dict[str, str] = {}

@@ -109,7 +109,7 @@ class RedisConfig:
             return RedisCluster(startup_nodes=nodes, **auth, **options)
         if self.scheme == "redis+sentinel":
             sentinel_auth = dict(auth)
-            sentinel = Sentinel(
+            sentinel = Sentinel(  # type: ignore[no-untyped-call]
                 list(self.hosts),
                 sentinel_kwargs={**sentinel_auth, **_socket_only(options)},
                 **auth,
@@ -346,4 +346,3 @@ def build_url(scheme: str, host: str, port: int, db: int = 0, password: str | No
     """A redis URL from parts (tests and the CLI use it)."""
     auth = f":{quote(password, safe='')}@" if password else ""
     return urlunsplit((scheme, f"{auth}{host}:{port}", f"/{db}", "", ""))
-

@@ -67,8 +67,7 @@ def validate_key_prefix(prefix: object) -> str:
         raise ConfigurationError(f"key_prefix must be a non-empty str, not {prefix!r}")
     if "{" in prefix or "}" in prefix:
         raise ConfigurationError(
-            f"key_prefix must not contain '{{' or '}}' (they would change the hash tag): "
-            f"{prefix!r}"
+            f"key_prefix must not contain '{{' or '}}' (they would change the hash tag): {prefix!r}"
         )
     return prefix
 

@@ -1,0 +1,742 @@
+#!/usr/bin/env python
+"""Side-by-side benchmarks of agent-sessions against the SDK's sessions (SPEC section 5).
+
+Usage::
+
+    python benchmarks/bench.py [--quick] [--only redis|sqlite] [--json FILE]
+
+One process, one `redis-server` started here on a free loopback port (`--save ""
+--appendonly no`), stopped at the end. Every workload runs its variants in interleaved
+rounds (the order rotates each round) and reports the median round, so that the noise of a
+shared machine hits every variant alike. Timings are printed, never asserted: each SPEC target
+is marked met or missed. See benchmarks/README.md for what each number means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import platform
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import redis.asyncio as aioredis
+import redis.utils
+from agents import SQLiteSession as SdkSQLiteSession
+from agents.extensions.memory import RedisSession as SdkRedisSession
+
+import agent_sessions
+from agent_sessions import RedisSession
+from agent_sessions.items import HAS_ORJSON
+
+if TYPE_CHECKING:
+    from servers import RedisServer
+
+REPO = Path(__file__).resolve().parent.parent
+TTL_SECONDS = 3600
+SDK_PREFIX = "agents:session"
+
+Item = dict[str, Any]
+Op = Callable[[int], Awaitable[object]]  # one timed operation; gets its index in the round
+Setup = Callable[[int], Awaitable[Op]]  # per round (untimed): round number -> operation
+
+
+# -- sizes -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sizes:
+    rounds: int
+    turns_per_round: int  # workload 1: sequential add_items calls per round
+    history_items: int  # workloads 2 and 4: items of the "long" session
+    full_reads_per_round: int  # workload 2: get_items() calls per round
+    big_items: int  # workload 3: the big session
+    small_items: int  # workload 3: the small session
+    limit_reads_per_round: int  # workload 3 and 5: get_items(limit=20) calls per round
+    sqlite_turns_per_round: int  # workload 5: add_items calls per round
+
+    @classmethod
+    def for_mode(cls, quick: bool) -> Sizes:
+        if quick:
+            return cls(
+                rounds=5,
+                turns_per_round=150,
+                history_items=2_000,
+                full_reads_per_round=8,
+                big_items=100_000,
+                small_items=100,
+                limit_reads_per_round=200,
+                sqlite_turns_per_round=60,
+            )
+        return cls(
+            rounds=9,
+            turns_per_round=600,
+            history_items=2_000,
+            full_reads_per_round=25,
+            big_items=100_000,
+            small_items=100,
+            limit_reads_per_round=1_000,
+            sqlite_turns_per_round=250,
+        )
+
+
+# -- realistic items -------------------------------------------------------------------------
+
+_CITIES = ("Paris", "Lisbon", "Osaka", "Toronto", "Nairobi", "Santiago", "Oslo", "Hanoi")
+
+
+def _hex_id(rng: random.Random) -> str:
+    return f"{rng.getrandbits(96):024x}"
+
+
+def make_turn(n: int) -> list[Item]:
+    """One agent turn of ~1 KB: user message, tool call, tool output, assistant answer."""
+    rng = random.Random(n)
+    city = _CITIES[n % len(_CITIES)]
+    call_id = "call_" + _hex_id(rng)
+    low, high = rng.randint(2, 15), rng.randint(16, 30)
+    rain = round(rng.uniform(0, 12), 1)
+    chance = rng.randint(10, 95)
+    return [
+        {
+            "role": "user",
+            "content": (
+                f"Turn {n}: what will the weather be like in {city} tomorrow, and should I "
+                "pack an umbrella for the walk to the office? Please keep it short."
+            ),
+        },
+        {
+            "type": "function_call",
+            "id": "fc_" + _hex_id(rng),
+            "call_id": call_id,
+            "name": "get_weather_forecast",
+            "arguments": json.dumps(
+                {
+                    "city": city,
+                    "date": "tomorrow",
+                    "units": "metric",
+                    "include": ["temperature", "precipitation", "wind"],
+                }
+            ),
+            "status": "completed",
+        },
+        {
+            "type": "function_call_output",
+            "call_id": call_id,
+            "output": json.dumps(
+                {
+                    "city": city,
+                    "temperature_c": {"min": low, "max": high},
+                    "precipitation_mm": rain,
+                    "precipitation_probability": chance / 100,
+                    "wind_kph": rng.randint(3, 40),
+                    "summary": "Showers in the morning, clearing in the afternoon.",
+                }
+            ),
+        },
+        {
+            "id": "msg_" + _hex_id(rng),
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [
+                {
+                    "type": "output_text",
+                    "text": (
+                        f"Tomorrow in {city}: {low}-{high} C with showers in the morning "
+                        f"({rain} mm, {chance}% chance) clearing in the afternoon. Yes, take "
+                        "an umbrella for the walk to the office; you can leave the coat."
+                    ),
+                    "annotations": [],
+                    "logprobs": [],
+                }
+            ],
+        },
+    ]
+
+
+def make_items(count: int, first_turn: int = 0) -> list[Item]:
+    items: list[Item] = []
+    turn = first_turn
+    while len(items) < count:
+        items.extend(make_turn(turn))
+        turn += 1
+    return items[:count]
+
+
+def json_size(items: Sequence[Item]) -> int:
+    return sum(len(json.dumps(item, separators=(",", ":")).encode()) for item in items)
+
+
+# -- encoding for the raw floor (the same encoder as ours with the `fast` extra) --------------
+
+try:
+    import orjson
+
+    def _encode(item: Item) -> bytes:
+        return bytes(orjson.dumps(item))
+
+except ImportError:  # the no-fast child process hides orjson
+
+    def _encode(item: Item) -> bytes:
+        return json.dumps(item, separators=(",", ":")).encode()
+
+
+# -- results ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    workload: str
+    variant: str
+    median: float
+    low: float
+    high: float
+    unit: str
+    samples: list[float] = field(repr=False)
+
+
+@dataclass
+class Target:
+    name: str
+    measured: float | None  # None: not measured
+    op: str  # ">=" or "<="
+    bound: float
+    note: str = ""
+
+    @property
+    def status(self) -> str:
+        if self.measured is None:
+            return "skipped"
+        ok = self.measured >= self.bound if self.op == ">=" else self.measured <= self.bound
+        return "met" if ok else "MISSED"
+
+
+@dataclass
+class Report:
+    environment: dict[str, str] = field(default_factory=dict)
+    rows: list[Row] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, workload: str, variant: str, samples: list[float], unit: str) -> float:
+        med = statistics.median(samples)
+        self.rows.append(Row(workload, variant, med, min(samples), max(samples), unit, samples))
+        return med
+
+    def target(
+        self, name: str, measured: float | None, op: str, bound: float, note: str = ""
+    ) -> None:
+        self.targets.append(Target(name, measured, op, bound, note))
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- timing ----------------------------------------------------------------------------------
+
+
+async def interleaved(
+    setups: dict[str, Setup], rounds: int, ops_per_round: int, warmup_ops: int = 20
+) -> dict[str, list[float]]:
+    """Operations per second of every variant, one sample per round, variants interleaved.
+
+    Each round builds its operation untimed (e.g. a fresh session), then times
+    `ops_per_round` sequential awaits of it. A warm-up round (untimed) loads scripts and
+    opens connections first.
+    """
+    names = list(setups)
+    for name in names:
+        op = await setups[name](-1)
+        for i in range(min(warmup_ops, ops_per_round)):
+            await op(i)
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            op = await setups[name](r)
+            gc.collect()
+            start = time.perf_counter()
+            for i in range(ops_per_round):
+                await op(i)
+            rates[name].append(ops_per_round / (time.perf_counter() - start))
+    return rates
+
+
+# -- workload 1: Redis add_items of a 4-item turn ---------------------------------------------
+
+
+async def bench_redis_add(client: aioredis.Redis, sizes: Sizes, report: Report) -> None:
+    turns = [make_turn(n) for n in range(sizes.turns_per_round)]
+    turn_bytes = json_size(turns[0])
+    report.notes.append(f"a turn is 4 items, {turn_bytes} bytes of compact JSON")
+
+    for ttl in (None, TTL_SECONDS):
+        tag = "ttl" if ttl else "nottl"
+
+        async def ours(r: int, ttl: int | None = ttl, tag: str = tag) -> Op:
+            session = RedisSession(f"w1-ours-{tag}-{r}", client=client, ttl=ttl)
+            return lambda i: session.add_items(turns[i])
+
+        async def sdk(r: int, ttl: int | None = ttl, tag: str = tag) -> Op:
+            session = SdkRedisSession(
+                f"w1-sdk-{tag}-{r}", redis_client=client, key_prefix=SDK_PREFIX, ttl=ttl
+            )
+            return lambda i: session.add_items(turns[i])  # type: ignore[arg-type]
+
+        async def floor(r: int, ttl: int | None = ttl, tag: str = tag) -> Op:
+            key = f"floor:w1-{tag}-{r}"
+            if ttl is None:
+
+                async def push(i: int) -> object:
+                    return await client.rpush(key, *[_encode(item) for item in turns[i]])
+
+                return push
+            ttl_ms = ttl * 1000
+
+            async def push_expire(i: int) -> object:
+                pipe = client.pipeline(transaction=False)
+                pipe.rpush(key, *[_encode(item) for item in turns[i]])
+                pipe.pexpire(key, ttl_ms)
+                return await pipe.execute()
+
+            return push_expire
+
+        label = "1. add_items turn" + (f" ttl={ttl}s" if ttl else "")
+        log(f"{label} ...")
+        rates = await interleaved(
+            {"ours": ours, "sdk": sdk, "floor": floor}, sizes.rounds, sizes.turns_per_round
+        )
+        o = report.add(label, "ours", rates["ours"], "turns/s")
+        s = report.add(label, "SDK", rates["sdk"], "turns/s")
+        f = report.add(label, "raw floor", rates["floor"], "turns/s")
+        suffix = " (TTL)" if ttl else ""
+        report.target(f"add_items ours/SDK{suffix}", o / s, ">=", 4.0)
+        report.target(f"add_items ours/floor{suffix}", o / f, ">=", 0.8)
+
+
+# -- workload 2: Redis get_items() of a 2,000-item session ------------------------------------
+
+
+async def fill_ours(session: RedisSession, items: list[Item], batch: int) -> None:
+    for start in range(0, len(items), batch):
+        await session.add_items(items[start : start + batch])
+
+
+async def fill_sdk(session: SdkRedisSession, items: list[Item], batch: int) -> None:
+    for start in range(0, len(items), batch):
+        await session.add_items(items[start : start + batch])  # type: ignore[arg-type]
+
+
+async def measure_full_reads(
+    client: aioredis.Redis, sizes: Sizes, tag: str
+) -> dict[str, list[float]]:
+    """reads/s of get_items() on a history of `sizes.history_items` items, ours and SDK."""
+    items = make_items(sizes.history_items)
+    ours_session = RedisSession(f"w2-ours-{tag}", client=client)
+    sdk_session = SdkRedisSession(f"w2-sdk-{tag}", redis_client=client, key_prefix=SDK_PREFIX)
+    await ours_session.clear_session()
+    await sdk_session.clear_session()
+    await fill_ours(ours_session, items, 500)
+    await fill_sdk(sdk_session, items, 500)
+
+    async def ours(_r: int) -> Op:
+        return lambda _i: ours_session.get_items()
+
+    async def sdk(_r: int) -> Op:
+        return lambda _i: sdk_session.get_items()
+
+    return await interleaved(
+        {"ours": ours, "sdk": sdk}, sizes.rounds, sizes.full_reads_per_round, warmup_ops=3
+    )
+
+
+_NO_FAST_BOOTSTRAP = (
+    "import runpy, sys; "
+    "sys.modules['orjson'] = None; sys.modules['hiredis'] = None; "
+    "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
+def run_no_fast_child(port: int, quick: bool) -> dict[str, Any] | None:
+    """Workload 2 in a subprocess that cannot import orjson or hiredis (the `fast` extra)."""
+    command = [sys.executable, "-c", _NO_FAST_BOOTSTRAP, __file__, "--no-fast-child", str(port)]
+    if quick:
+        command.append("--quick")
+    env = {**os.environ, "AGENT_SESSIONS_NO_FAST": "1"}
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        log(f"no-fast child failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+        return None
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+async def no_fast_child_main(port: int, quick: bool) -> None:
+    client = aioredis.Redis(host="127.0.0.1", port=port)
+    try:
+        rates = await measure_full_reads(client, Sizes.for_mode(quick), "nofast")
+    finally:
+        await client.aclose()
+    result = {"orjson": HAS_ORJSON, "hiredis": bool(redis.utils.HIREDIS_AVAILABLE), **rates}
+    print(json.dumps(result))
+
+
+async def bench_redis_full_read(client: aioredis.Redis, sizes: Sizes, report: Report) -> None:
+    label = f"2. get_items() of {sizes.history_items:,}"
+    log(f"{label} ...")
+    rates = await measure_full_reads(client, sizes, "fast")
+    o = report.add(label, "ours", rates["ours"], "reads/s")
+    s = report.add(label, "SDK", rates["sdk"], "reads/s")
+    fast = f"orjson={HAS_ORJSON}, hiredis={bool(redis.utils.HIREDIS_AVAILABLE)}"
+    report.target("get_items() ours/SDK, fast extra", o / s, ">=", 2.0, fast)
+
+
+def bench_redis_full_read_no_fast(port: int, sizes: Sizes, quick: bool, report: Report) -> None:
+    label = f"2. get_items() of {sizes.history_items:,}, no fast extra"
+    log(f"{label} (subprocess) ...")
+    result = run_no_fast_child(port, quick)
+    if result is None:
+        report.target("get_items() ours/SDK, no fast extra", None, ">=", 1.0, "child failed")
+        return
+    o = report.add(label, "ours", result["ours"], "reads/s")
+    s = report.add(label, "SDK", result["sdk"], "reads/s")
+    active = f"orjson={result['orjson']}, hiredis={result['hiredis']}"
+    report.target("get_items() ours/SDK, no fast extra", o / s, ">=", 1.0, active)
+
+
+# -- workload 3: get_items(limit=20) on a big vs a small session ------------------------------
+
+
+async def bench_redis_limit(client: aioredis.Redis, sizes: Sizes, report: Report) -> None:
+    big = RedisSession("w3-big", client=client)
+    small = RedisSession("w3-small", client=client)
+    await big.clear_session()
+    await small.clear_session()
+    log(f"3. filling a {sizes.big_items:,}-item session ...")
+    batch = make_items(1_000)
+    started = time.perf_counter()
+    for _ in range(sizes.big_items // len(batch)):
+        await big.add_items(batch)
+    fill_seconds = time.perf_counter() - started
+    await fill_ours(small, make_items(sizes.small_items), 1_000)
+    report.notes.append(
+        f"workload 3 filled {sizes.big_items:,} items in {fill_seconds:.1f} s "
+        f"({sizes.big_items / fill_seconds:,.0f} items/s, add_items of 1,000)"
+    )
+
+    async def on_big(_r: int) -> Op:
+        return lambda _i: big.get_items(limit=20)
+
+    async def on_small(_r: int) -> Op:
+        return lambda _i: small.get_items(limit=20)
+
+    label = "3. get_items(limit=20)"
+    log(f"{label} ...")
+    rates = await interleaved(
+        {"big": on_big, "small": on_small}, sizes.rounds, sizes.limit_reads_per_round
+    )
+    b = report.add(label, f"ours, {sizes.big_items:,} items", rates["big"], "reads/s")
+    s = report.add(label, f"ours, {sizes.small_items:,} items", rates["small"], "reads/s")
+    report.target(
+        f"limit=20 latency {sizes.big_items:,} / {sizes.small_items:,} items", s / b, "<=", 1.2
+    )
+    await big.clear_session()  # give the memory back before the next workloads
+
+
+# -- workload 4: memory per stored item --------------------------------------------------------
+
+
+async def memory_usage(client: aioredis.Redis, key: str) -> int:
+    value = await client.execute_command("MEMORY", "USAGE", key, "SAMPLES", "0")
+    return int(value or 0)
+
+
+async def stored_json_bytes(client: aioredis.Redis, key: str) -> tuple[int, int]:
+    values = await client.lrange(key, 0, -1)  # type: ignore[misc]
+    return len(values), sum(len(v) for v in values)
+
+
+async def zset_share(client: aioredis.Redis, key: str) -> float:
+    """One member's share of a sorted set shared by many sessions."""
+    members = int(await client.zcard(key))
+    return await memory_usage(client, key) / members if members else 0.0
+
+
+async def bench_redis_memory(client: aioredis.Redis, sizes: Sizes, report: Report) -> None:
+    log("4. memory per item ...")
+    turns = sizes.history_items // 4
+    ours = RedisSession("w4-ours", client=client)
+    sdk = SdkRedisSession("w4-sdk", redis_client=client, key_prefix=SDK_PREFIX)
+    await ours.clear_session()
+    await sdk.clear_session()
+    for n in range(turns):  # turn by turn, as an agent writes them
+        turn = make_turn(n)
+        await ours.add_items(turn)
+        await sdk.add_items(turn)  # type: ignore[arg-type]
+
+    keys = ours._keys
+    count, payload = await stored_json_bytes(client, keys.items)
+    items_mem = await memory_usage(client, keys.items)
+    meta_mem = await memory_usage(client, keys.meta)
+    tokens_mem = await memory_usage(client, keys.tokens)
+    tokens = int(await client.zcard(keys.tokens))
+    index_share = await zset_share(client, keys.bucket.index)
+    expiry_share = await zset_share(client, keys.bucket.expiry)
+    ours_total = items_mem + meta_mem + tokens_mem + index_share + expiry_share
+
+    sdk_base = f"{SDK_PREFIX}:w4-sdk"
+    sdk_count, sdk_payload = await stored_json_bytes(client, f"{sdk_base}:messages")
+    sdk_items_mem = await memory_usage(client, f"{sdk_base}:messages")
+    sdk_total = sdk_items_mem + sum(
+        [await memory_usage(client, sdk_base), await memory_usage(client, f"{sdk_base}:counter")]
+    )
+
+    label = f"4. memory, {count:,} items"
+    unit = "x JSON"
+    report.add(label, "ours: items LIST", [items_mem / payload], unit)
+    report.add(label, "ours: all keys", [ours_total / payload], unit)
+    report.add(label, "SDK: messages LIST", [sdk_items_mem / sdk_payload], unit)
+    report.add(label, "SDK: all keys", [sdk_total / sdk_payload], unit)
+    report.notes.append(
+        f"workload 4: ours {count:,} items = {payload:,} JSON bytes; LIST {items_mem:,} B, "
+        f"meta {meta_mem:,} B, tokens {tokens_mem:,} B ({tokens} live batch tokens), "
+        f"bucket index share {index_share + expiry_share:,.0f} B; "
+        f"SDK {sdk_count:,} items = {sdk_payload:,} JSON bytes, LIST {sdk_items_mem:,} B"
+    )
+    report.target("memory: ours items LIST / JSON", items_mem / payload, "<=", 1.15)
+
+
+# -- workload 5: SQLite ----------------------------------------------------------------------
+
+
+async def bench_sqlite(sizes: Sizes, report: Report) -> None:
+    try:
+        from agent_sessions.sqlite import SQLiteSession
+    except ImportError as exc:
+        log(f"5. SQLite skipped: {exc}")
+        report.notes.append(f"workload 5 skipped: agent_sessions.sqlite not importable ({exc})")
+        report.target("SQLite add_items ours/SDK", None, ">=", 1.5, "skipped")
+        report.target("SQLite get_items(limit=20) ours/SDK", None, ">=", 1.0, "skipped")
+        return
+
+    turns = [make_turn(n) for n in range(sizes.sqlite_turns_per_round)]
+    with tempfile.TemporaryDirectory(prefix="agent-sessions-bench-") as tmp:
+        ours_db, sdk_db = Path(tmp, "ours.db"), Path(tmp, "sdk.db")
+        opened: list[Any] = []
+
+        def ours_session(session_id: str) -> Any:
+            session = SQLiteSession(session_id, ours_db)
+            opened.append(session)
+            return session
+
+        def sdk_session(session_id: str) -> SdkSQLiteSession:
+            session = SdkSQLiteSession(session_id, sdk_db)
+            opened.append(session)
+            return session
+
+        try:
+
+            async def ours_add(r: int) -> Op:
+                session = ours_session(f"w5-{r}")
+                return lambda i: session.add_items(turns[i])  # type: ignore[no-any-return]
+
+            async def sdk_add(r: int) -> Op:
+                session = sdk_session(f"w5-{r}")
+                return lambda i: session.add_items(turns[i])  # type: ignore[arg-type]
+
+            label = "5. SQLite add_items turn"
+            log(f"{label} ...")
+            rates = await interleaved(
+                {"ours": ours_add, "sdk": sdk_add}, sizes.rounds, sizes.sqlite_turns_per_round
+            )
+            o = report.add(label, "ours", rates["ours"], "turns/s")
+            s = report.add(label, "SDK", rates["sdk"], "turns/s")
+            report.target("SQLite add_items ours/SDK", o / s, ">=", 1.5)
+
+            items = make_items(sizes.history_items)
+            ours_long, sdk_long = ours_session("w5-long"), sdk_session("w5-long")
+            for start in range(0, len(items), 500):
+                await ours_long.add_items(items[start : start + 500])
+                await sdk_long.add_items(items[start : start + 500])  # type: ignore[arg-type]
+
+            async def ours_read(_r: int) -> Op:
+                return lambda _i: ours_long.get_items(limit=20)  # type: ignore[no-any-return]
+
+            async def sdk_read(_r: int) -> Op:
+                return lambda _i: sdk_long.get_items(limit=20)
+
+            label = f"5. SQLite get_items(limit=20) of {sizes.history_items:,}"
+            log(f"{label} ...")
+            rates = await interleaved(
+                {"ours": ours_read, "sdk": sdk_read}, sizes.rounds, sizes.limit_reads_per_round
+            )
+            o = report.add(label, "ours", rates["ours"], "reads/s")
+            s = report.add(label, "SDK", rates["sdk"], "reads/s")
+            report.target("SQLite get_items(limit=20) ours/SDK", o / s, ">=", 1.0)
+        except Exception as exc:  # the backend is written in parallel: report, don't crash
+            log(f"5. SQLite failed: {exc!r}")
+            report.notes.append(f"workload 5 failed: {exc!r}")
+        finally:
+            for session in opened:
+                closing = session.close()
+                if closing is not None:
+                    await closing
+
+
+# -- environment, output ---------------------------------------------------------------------
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def environment(server_version: str | None) -> dict[str, str]:
+    return {
+        "python": f"{platform.python_version()} ({platform.python_implementation()})",
+        "platform": f"{platform.platform()}, {os.cpu_count()} CPUs",
+        "redis-server": server_version or "not started",
+        "redis-py": _version("redis"),
+        "hiredis": f"{_version('hiredis')} (active: {bool(redis.utils.HIREDIS_AVAILABLE)})",
+        "orjson": f"{_version('orjson')} (active: {HAS_ORJSON})",
+        "sqlite3": sqlite3.sqlite_version,
+        "openai-agents": _version("openai-agents"),
+        "agent-sessions": agent_sessions.__version__,
+    }
+
+
+def print_environment(env: dict[str, str]) -> None:
+    print("Environment")
+    for key, value in env.items():
+        print(f"  {key:<15} {value}")
+    print(flush=True)
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.3g}" if value < 10 else f"{value:.1f}"
+
+
+def print_report(report: Report, sizes: Sizes, quick: bool) -> None:
+    mode = "quick" if quick else "full"
+    print(f"Results ({mode} mode, median of {sizes.rounds} interleaved rounds; min..max)")
+    header = f"  {'workload':<36} {'variant':<22} {'median':>10}  {'min..max':<19} unit"
+    print(header)
+    print("  " + "-" * (len(header) - 2))
+    for row in report.rows:
+        spread = f"{_number(row.low)}..{_number(row.high)}" if len(row.samples) > 1 else ""
+        print(
+            f"  {row.workload:<36} {row.variant:<22} {_number(row.median):>10}  "
+            f"{spread:<19} {row.unit}"
+        )
+    print()
+    print("SPEC targets")
+    for t in report.targets:
+        measured = "-" if t.measured is None else f"{t.measured:.2f}x"
+        note = f"  ({t.note})" if t.note else ""
+        print(f"  {t.name:<44} {measured:>8}  {t.op} {t.bound:<4}  {t.status}{note}")
+    if report.notes:
+        print()
+        print("Notes")
+        for note in report.notes:
+            print(f"  - {note}")
+    missed = sum(t.status == "MISSED" for t in report.targets)
+    print()
+    print(f"{len(report.targets)} targets: {missed} missed")
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def start_server() -> RedisServer:
+    sys.path.insert(0, str(REPO / "tests"))
+    from servers import start_redis  # the test suite's starter: free loopback port, watchdog
+
+    return start_redis()  # always runs with --save "" --appendonly no
+
+
+async def run_redis(server: RedisServer, sizes: Sizes, report: Report) -> None:
+    client = aioredis.Redis(host=server.host, port=server.port)
+    try:
+        await bench_redis_add(client, sizes, report)
+        await bench_redis_full_read(client, sizes, report)
+        await bench_redis_limit(client, sizes, report)
+        await bench_redis_memory(client, sizes, report)
+    finally:
+        await client.aclose()
+
+
+async def server_version(server: RedisServer) -> str:
+    client = aioredis.Redis(host=server.host, port=server.port)
+    try:
+        info = await client.info("server")
+        return f"{info['redis_version']} (port {server.port})"
+    finally:
+        await client.aclose()
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (< 30 s)")
+    parser.add_argument("--only", choices=("redis", "sqlite"), help="run one backend only")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
+    parser.add_argument("--no-fast-child", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.no_fast_child is not None:
+        asyncio.run(no_fast_child_main(args.no_fast_child, args.quick))
+        return 0
+
+    sizes = Sizes.for_mode(args.quick)
+    report = Report()
+    started = time.perf_counter()
+    server: RedisServer | None = None
+    try:
+        if args.only != "sqlite":
+            server = start_server()
+        version = asyncio.run(server_version(server)) if server else None
+        report.environment = environment(version)
+        print_environment(report.environment)
+        if server is not None:
+            asyncio.run(run_redis(server, sizes, report))
+            bench_redis_full_read_no_fast(server.port, sizes, args.quick, report)
+        if args.only != "redis":
+            asyncio.run(bench_sqlite(sizes, report))
+    finally:
+        if server is not None:
+            server.stop()
+    report.notes.append(f"total run time {time.perf_counter() - started:.0f} s")
+    print_report(report, sizes, args.quick)
+    if args.json:
+        payload = {
+            "mode": "quick" if args.quick else "full",
+            "environment": report.environment,
+            "rows": [asdict(row) for row in report.rows],
+            "targets": [{**asdict(t), "status": t.status} for t in report.targets],
+            "notes": report.notes,
+        }
+        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

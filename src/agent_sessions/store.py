@@ -1,0 +1,206 @@
+"""Stores: the `SessionStore` protocol, the URL registry of backends, and `open_store`.
+
+A backend is a *provider*: it registers the URL schemes it serves with an opener
+`(url, **options) -> SessionStore`. Built-in providers are registered here; a third-party
+package adds one through the entry-point group `agent_sessions.backends`, the entry point's
+name being the scheme and its value the opener.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from types import TracebackType
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from .errors import ConfigurationError, SessionClosedError
+from .info import SessionInfo, SessionPage
+from .session import BaseSession
+from .urls import mask_url
+
+__all__ = [
+    "DEFAULT_URL",
+    "ENTRY_POINT_GROUP",
+    "BaseStore",
+    "SessionStore",
+    "decode_cursor",
+    "encode_cursor",
+    "open_store",
+    "register_backend",
+    "registered_schemes",
+]
+
+DEFAULT_URL = "sqlite:///agent_sessions.db"
+ENTRY_POINT_GROUP = "agent_sessions.backends"
+
+StoreOpener = Callable[..., "SessionStore"]
+_T = TypeVar("_T", bound="BaseStore")
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    """A backend's session store: hands out sessions and lists, counts and deletes them."""
+
+    def session(self, session_id: str, **overrides: Any) -> BaseSession: ...
+
+    async def get_info(self, session_id: str) -> SessionInfo | None: ...
+
+    async def list_sessions(
+        self,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> SessionPage: ...
+
+    async def count_sessions(self) -> int: ...
+
+    async def delete_session(self, session_id: str) -> bool: ...
+
+    async def purge_expired(self) -> int: ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(self, *exc_info: Any) -> None: ...
+
+
+class BaseStore(ABC):
+    """Shared store behaviour: argument checks, the closed state, `async with`."""
+
+    kind = "SessionStore"
+
+    def __init__(self) -> None:
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SessionClosedError(f"{self.kind} is closed")
+
+    @staticmethod
+    def _check_page_args(limit: int, metadata: Mapping[str, str] | None) -> dict[str, str]:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigurationError(f"limit must be a positive int, not {limit!r}")
+        wanted: dict[str, str] = {}
+        for key, value in (metadata or {}).items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise ConfigurationError("metadata filters are str -> str pairs")
+            wanted[key] = value
+        return wanted
+
+    @abstractmethod
+    async def _release(self) -> None:
+        """Close what the store owns."""
+
+    async def close(self) -> None:
+        """Close what the store owns; sessions it handed out stop working."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._release()
+
+    async def __aenter__(self: _T) -> _T:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def encode_cursor(updated_ms: int, session_id: str) -> str:
+    """An opaque cursor: the (updated time, id) of the last session of a page."""
+    raw = json.dumps([updated_ms, session_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        updated_ms, session_id = json.loads(base64.urlsafe_b64decode(padded))
+        if not isinstance(updated_ms, int) or not isinstance(session_id, str):
+            raise ValueError
+    except (ValueError, TypeError):
+        raise ConfigurationError(f"not a cursor of list_sessions: {cursor!r}") from None
+    return updated_ms, session_id
+
+
+_BACKENDS: dict[str, StoreOpener] = {}
+_entry_points_loaded = False
+
+# Built-in providers, imported on first use so that opening SQLite never imports redis-py's
+# cluster machinery and the other way round.
+_BUILTIN: dict[str, str] = {
+    "sqlite": "agent_sessions.sqlite.store:open_sqlite_store",
+    "redis": "agent_sessions.redis.store:open_redis_store",
+    "rediss": "agent_sessions.redis.store:open_redis_store",
+    "unix": "agent_sessions.redis.store:open_redis_store",
+    "redis+sentinel": "agent_sessions.redis.store:open_redis_store",
+    "redis+cluster": "agent_sessions.redis.store:open_redis_store",
+}
+
+
+def _builtin(scheme: str) -> StoreOpener | None:
+    target = _BUILTIN.get(scheme)
+    if target is None:
+        return None
+    module_name, _, attr = target.partition(":")
+    module = importlib.import_module(module_name)
+    opener: StoreOpener = getattr(module, attr)
+    return opener
+
+
+def register_backend(schemes: str | tuple[str, ...], opener: StoreOpener) -> None:
+    """Serve `schemes` (e.g. `"dynamodb"`) with `opener(url, **options) -> SessionStore`."""
+    for scheme in (schemes,) if isinstance(schemes, str) else schemes:
+        _BACKENDS[scheme.lower()] = opener
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name.lower() not in _BACKENDS:
+            _BACKENDS[entry.name.lower()] = entry.load()
+
+
+def registered_schemes() -> list[str]:
+    _load_entry_points()
+    return sorted(set(_BACKENDS) | set(_BUILTIN))
+
+
+def open_store(url: str | None = None, **options: Any) -> SessionStore:
+    """Open the store a URL names (no I/O until first use).
+
+    `url=None` reads `$AGENT_SESSIONS_URL`, else uses `sqlite:///agent_sessions.db`. Keyword
+    options override query parameters. An unknown scheme raises `ConfigurationError`.
+    """
+    if url is None:
+        url = os.environ.get("AGENT_SESSIONS_URL") or DEFAULT_URL
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigurationError(f"not a store URL: {mask_url(str(url))!r}")
+    scheme = url.split("://", 1)[0].lower()
+    opener = _BACKENDS.get(scheme) or _builtin(scheme)
+    if opener is None:
+        _load_entry_points()
+        opener = _BACKENDS.get(scheme)
+    if opener is None:
+        raise ConfigurationError(
+            f"unknown URL scheme {scheme!r} in {mask_url(url)!r}; "
+            f"known: {', '.join(registered_schemes())}"
+        )
+    return opener(url, **options)

@@ -1,0 +1,100 @@
+"""The backends and topologies under test, behind one small interface."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from agent_sessions import RedisSession
+from agent_sessions.session import BaseSession
+
+
+def unique_id(label: str = "s") -> str:
+    return f"{label}-{uuid.uuid4().hex[:12]}"
+
+
+class Backend:
+    """One backend/topology under test: makes sessions and tampers with raw storage."""
+
+    name = "abstract"
+
+    def session(self, session_id: str | None = None, **options: Any) -> BaseSession:
+        raise NotImplementedError
+
+    def other_client_session(self, session_id: str, **options: Any) -> BaseSession:
+        """A session on the same storage through separate connections (another worker)."""
+        raise NotImplementedError
+
+    async def inject_raw(self, session: BaseSession, raw: str) -> None:
+        """Append a raw stored value behind the library's back (to simulate corruption)."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        pass
+
+
+class RedisBackend(Backend):
+    def __init__(self, make_client: Callable[[], Any], name: str) -> None:
+        self.name = name
+        self._make_client = make_client
+        self._clients: list[Any] = []
+        self.prefix = unique_id("t")
+        self.client = self._new_client()
+
+    def _new_client(self) -> Any:
+        client = self._make_client()
+        self._clients.append(client)
+        return client
+
+    def session(self, session_id: str | None = None, **options: Any) -> RedisSession:
+        options.setdefault("key_prefix", self.prefix)
+        return RedisSession(unique_id() if session_id is None else session_id, client=self.client, **options)
+
+    def other_client_session(self, session_id: str, **options: Any) -> RedisSession:
+        options.setdefault("key_prefix", self.prefix)
+        return RedisSession(session_id, client=self._new_client(), **options)
+
+    async def inject_raw(self, session: BaseSession, raw: str) -> None:
+        assert isinstance(session, RedisSession)
+        await self.client.rpush(session._keys.items, raw)
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.aclose()
+
+
+class SQLiteBackend(Backend):
+    def __init__(self, db_path: str, name: str) -> None:
+        from agent_sessions.sqlite import SQLiteSession, SQLiteStore
+
+        self.name = name
+        self.db_path = db_path
+        self._session_class = SQLiteSession
+        self._stores: list[Any] = []
+        self.store = SQLiteStore(db_path) if db_path != ":memory:" else SQLiteStore(":memory:")
+        self._stores.append(self.store)
+
+    def session(self, session_id: str | None = None, **options: Any) -> BaseSession:
+        session: BaseSession = self.store.session(unique_id() if session_id is None else session_id, **options)
+        return session
+
+    def other_client_session(self, session_id: str, **options: Any) -> BaseSession:
+        if self.db_path == ":memory:":
+            return self.session(session_id, **options)  # one database: one connection
+        store = type(self.store)(self.db_path)
+        self._stores.append(store)
+        session: BaseSession = store.session(session_id, **options)
+        return session
+
+    async def inject_raw(self, session: BaseSession, raw: str) -> None:
+        await self.store._run(
+            lambda conn: conn.execute(
+                "INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)",
+                (session.session_id, raw),
+            )
+        )
+
+    async def aclose(self) -> None:
+        for store in self._stores:
+            await store.close()
