@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib.util
 import json
 import os
 import platform
@@ -639,7 +640,8 @@ def print_report(report: Report, sizes: Sizes, quick: bool) -> None:
     header = f"  {'workload':<36} {'variant':<22} {'median':>10}  {'min..max':<19} unit"
     print(header)
     print("  " + "-" * (len(header) - 2))
-    for row in report.rows:
+    # Stable sort by workload number: the no-fast subprocess of workload 2 runs last.
+    for row in sorted(report.rows, key=lambda row: row.workload.split(".")[0]):
         spread = f"{_number(row.low)}..{_number(row.high)}" if len(row.samples) > 1 else ""
         print(
             f"  {row.workload:<36} {row.variant:<22} {_number(row.median):>10}  "
@@ -658,17 +660,28 @@ def print_report(report: Report, sizes: Sizes, quick: bool) -> None:
             print(f"  - {note}")
     missed = sum(t.status == "MISSED" for t in report.targets)
     print()
-    print(f"{len(report.targets)} targets: {missed} missed")
+    print(f"{len(report.targets)} targets: {missed} missed", flush=True)
 
 
 # -- main ------------------------------------------------------------------------------------
 
 
 def start_server() -> RedisServer:
-    sys.path.insert(0, str(REPO / "tests"))
-    from servers import start_redis  # the test suite's starter: free loopback port, watchdog
+    """Start redis-server with the test suite's starter (free loopback port <= 55535,
+    `--save "" --appendonly no`, a watchdog that kills it should this process die).
 
-    return start_redis()  # always runs with --save "" --appendonly no
+    servers.py is loaded by path: putting tests/ on sys.path would shadow redis-py with the
+    tests/redis package.
+    """
+    name = "_agent_sessions_bench_servers"
+    spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "servers.py")
+    if spec is None or spec.loader is None:
+        raise RuntimeError("cannot load tests/servers.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    server: RedisServer = module.start_redis()
+    return server
 
 
 async def run_redis(server: RedisServer, sizes: Sizes, report: Report) -> None:

@@ -17,6 +17,8 @@ from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, quote, unquote, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel
 
@@ -90,8 +92,12 @@ class RedisConfig:
         return f"RedisConfig({self.masked_url!r})"
 
     def make_client(self, *, max_connections: int | None = None, blocking: bool = False) -> Any:
-        """A new redis-py asyncio client for this configuration (the caller owns it)."""
-        options: dict[str, Any] = dict(self.driver_options)
+        """A new redis-py asyncio client for this configuration (the caller owns it).
+
+        Its connections retry a command whose connection failed: safe here, because every
+        write carries a batch token or sets state (see `RedisSession`).
+        """
+        options: dict[str, Any] = {"retry": default_retry(), **self.driver_options}
         if self.scheme in ("rediss",) or any(k.startswith("ssl_") for k in options):
             options.setdefault("ssl", self.scheme == "rediss")
         limit = max_connections or self.store_options.get("max_connections")
@@ -135,6 +141,11 @@ class RedisConfig:
                 pool_options["connection_class"] = aioredis.SSLConnection
         pool = pool_class(**pool_options)
         return aioredis.Redis.from_pool(pool)
+
+
+def default_retry() -> Retry:
+    """Retries of clients the library opens: a few, quickly, long enough for a failover."""
+    return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 5)
 
 
 def _socket_only(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Mapping
 from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..info import SessionInfo, datetime_from_ms
 from ..items import DEFAULT_MAX_ITEM_BYTES
@@ -15,6 +19,9 @@ from .connection import AnyRedis, ClientSource, default_redis_url, parse_redis_u
 from .keys import session_keys, validate_key_prefix
 
 __all__ = ["RedisSession"]
+
+#: How many times a write whose reply was lost is sent (with the same batch token).
+WRITE_ATTEMPTS = 4
 
 
 def _text(value: bytes | str) -> str:
@@ -144,11 +151,26 @@ class RedisSession(BaseSession):
     async def _run(self, script: scripts.LuaScript, args: list[Any]) -> Any:
         return await script(self._source.get(), self._script_keys, args)
 
+    async def _run_retrying(self, script: scripts.LuaScript, args: list[Any]) -> Any:
+        """Run an idempotent script, repeating it when its outcome is unknown.
+
+        Only for scripts that may safely run twice: appends carry a batch token; reads, clear,
+        replace, metadata and touch set state rather than add to it. A pop is never repeated.
+        """
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                return await self._run(script, args)
+            except (RedisConnectionError, RedisTimeoutError):
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     # -- storage primitives ----------------------------------------------------------------
 
     async def _read_tail(self, count: int | None) -> tuple[list[RawItem], int]:
         refresh = "1" if self._options.refresh_ttl_on_read else "0"
-        total, raws = await self._run(
+        total, raws = await self._run_retrying(
             scripts.READ,
             [self._keys.member, "" if count is None else count, self._ttl_arg, refresh],
         )
@@ -156,7 +178,7 @@ class RedisSession(BaseSession):
 
     async def _append(self, encoded: list[bytes], token: str, token_ttl_ms: int) -> bool:
         max_items = self._options.max_items
-        applied = await self._run(
+        applied = await self._run_retrying(
             scripts.APPEND,
             [
                 self._keys.member,
@@ -186,7 +208,7 @@ class RedisSession(BaseSession):
         return PopResult(raw=reply[0], position=int(reply[1]), corrupt=len(reply) > 2)
 
     async def _clear(self) -> None:
-        await self._run(scripts.CLEAR, [self._keys.member])
+        await self._run_retrying(scripts.CLEAR, [self._keys.member])
 
     async def _replace(self, encoded: list[bytes], metadata: Mapping[str, str] | None) -> None:
         max_items = self._options.max_items
@@ -194,7 +216,7 @@ class RedisSession(BaseSession):
         if metadata is not None:
             for key, value in metadata.items():
                 pairs += [key, value]
-        await self._run(
+        await self._run_retrying(
             scripts.REPLACE,
             [
                 self._keys.member,
@@ -209,14 +231,14 @@ class RedisSession(BaseSession):
         )
 
     async def _snapshot(self) -> Snapshot | None:
-        reply = await self._run(scripts.SNAPSHOT, [])
+        reply = await self._run_retrying(scripts.SNAPSHOT, [])
         if not reply:
             return None
         _fields, metadata = _meta_fields(reply[0])
         return Snapshot(raws=list(reply[1]), metadata=metadata)
 
     async def _info(self) -> SessionInfo | None:
-        reply = await self._run(scripts.INFO, [])
+        reply = await self._run_retrying(scripts.INFO, [])
         if not reply:
             return None
         fields, metadata = _meta_fields(reply[0])
@@ -235,13 +257,13 @@ class RedisSession(BaseSession):
         flat: list[str] = []
         for key, value in set_pairs.items():
             flat += [key, value]
-        await self._run(
+        await self._run_retrying(
             scripts.METADATA,
             [self._keys.member, self._id_bytes, self._ttl_arg, len(set_pairs), *flat, *remove],
         )
 
     async def _touch(self) -> bool:
-        return bool(await self._run(scripts.TOUCH, [self._keys.member, self._ttl_arg]))
+        return bool(await self._run_retrying(scripts.TOUCH, [self._keys.member, self._ttl_arg]))
 
     async def _release(self) -> None:
         if self._owns_source:

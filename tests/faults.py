@@ -1,0 +1,100 @@
+"""A fault-injecting TCP proxy for loopback tests: forwards to a real server and, when told
+to, lets the server execute a request but drops its reply and closes the connection."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import threading
+from collections.abc import Callable
+
+
+class DroppingProxy:
+    """Forward 127.0.0.1:port to a target; drop replies of chosen requests.
+
+    `should_drop(request_bytes)` decides per request chunk; the server still runs the request,
+    the client sees its connection closed instead of the reply (an outcome-unknown write).
+    """
+
+    def __init__(
+        self,
+        target_port: int,
+        *,
+        should_drop: Callable[[bytes], bool] | None = None,
+        drop_rate: float = 0.0,
+        match: bytes = b"EVALSHA",
+        seed: int = 1234,
+    ) -> None:
+        self.target_port = target_port
+        self._random = random.Random(seed)
+        self._should_drop = should_drop or (
+            lambda request: match in request.upper() and self._random.random() < drop_rate
+        )
+        self.dropped = 0
+        self.forwarded = 0
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port: int = sock.getsockname()[1]
+        sock.close()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(5):
+            raise RuntimeError("proxy did not start")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(
+            asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        )
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        drop_next = asyncio.Event()
+
+        async def client_to_server() -> None:
+            while data := await reader.read(65536):
+                if self._should_drop(data):
+                    drop_next.set()
+                up_writer.write(data)
+                await up_writer.drain()
+            up_writer.close()
+
+        async def server_to_client() -> None:
+            while data := await up_reader.read(65536):
+                if drop_next.is_set():
+                    self.dropped += 1
+                    writer.transport.abort()
+                    up_writer.transport.abort()
+                    return
+                self.forwarded += 1
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        tasks = [asyncio.ensure_future(client_to_server()), asyncio.ensure_future(server_to_client())]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        writer.transport.abort()
+        up_writer.transport.abort()
+
+    def close(self) -> None:
+        def stop() -> None:
+            self._server.close()
+            self._loop.stop()
+
+        self._loop.call_soon_threadsafe(stop)
+        self._thread.join(5)
