@@ -26,6 +26,10 @@ class Backend:
         """A session on the same storage through separate connections (another worker)."""
         raise NotImplementedError
 
+    def owning_session(self, session_id: str | None = None, **options: Any) -> BaseSession:
+        """A session that opened its own connections (so it may serve several event loops)."""
+        return self.session(session_id, **options)
+
     async def inject_raw(self, session: BaseSession, raw: str) -> None:
         """Append a raw stored value behind the library's back (to simulate corruption)."""
         raise NotImplementedError
@@ -35,12 +39,14 @@ class Backend:
 
 
 class RedisBackend(Backend):
-    def __init__(self, make_client: Callable[[], Any], name: str) -> None:
+    def __init__(self, make_client: Callable[[], Any], name: str, url: str) -> None:
         self.name = name
+        self.url = url
         self._make_client = make_client
         self._clients: list[Any] = []
         self.prefix = unique_id("t")
         self.client = self._new_client()
+        self._owning: list[RedisSession] = []
 
     def _new_client(self) -> Any:
         client = self._make_client()
@@ -49,17 +55,29 @@ class RedisBackend(Backend):
 
     def session(self, session_id: str | None = None, **options: Any) -> RedisSession:
         options.setdefault("key_prefix", self.prefix)
-        return RedisSession(unique_id() if session_id is None else session_id, client=self.client, **options)
+        return RedisSession(
+            unique_id() if session_id is None else session_id, client=self.client, **options
+        )
 
     def other_client_session(self, session_id: str, **options: Any) -> RedisSession:
         options.setdefault("key_prefix", self.prefix)
         return RedisSession(session_id, client=self._new_client(), **options)
+
+    def owning_session(self, session_id: str | None = None, **options: Any) -> RedisSession:
+        options.setdefault("key_prefix", self.prefix)
+        session = RedisSession.from_url(
+            unique_id() if session_id is None else session_id, self.url, **options
+        )
+        self._owning.append(session)
+        return session
 
     async def inject_raw(self, session: BaseSession, raw: str) -> None:
         assert isinstance(session, RedisSession)
         await self.client.rpush(session._keys.items, raw)
 
     async def aclose(self) -> None:
+        for session in self._owning:
+            await session.close()
         for client in self._clients:
             await client.aclose()
 
@@ -76,7 +94,9 @@ class SQLiteBackend(Backend):
         self._stores.append(self.store)
 
     def session(self, session_id: str | None = None, **options: Any) -> BaseSession:
-        session: BaseSession = self.store.session(unique_id() if session_id is None else session_id, **options)
+        session: BaseSession = self.store.session(
+            unique_id() if session_id is None else session_id, **options
+        )
         return session
 
     def other_client_session(self, session_id: str, **options: Any) -> BaseSession:

@@ -29,14 +29,12 @@ BACKENDS = ["redis", "sqlite-file", "sqlite-memory"]
 
 
 @pytest.fixture(params=BACKENDS)
-async def backend(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[Backend]:
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     kind: str = request.param
     made: Backend
     if kind == "redis":
         server: RedisServer = request.getfixturevalue("redis_server")
-        made = RedisBackend(lambda: aioredis.Redis.from_url(server.url), kind)
+        made = RedisBackend(lambda: aioredis.Redis.from_url(server.url), kind, server.url)
     elif kind == "sqlite-file":
         made = SQLiteBackend(str(tmp_path / "sessions.db"), kind)
     elif kind == "sqlite-memory":
@@ -47,4 +45,3 @@ async def backend(
         yield made
     finally:
         await made.aclose()
-

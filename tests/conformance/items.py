@@ -63,14 +63,18 @@ SDK_ITEMS: list[dict[str, Any]] = [
         "type": "message",
         "content": [
             {"type": "input_text", "text": "And this picture?"},
-            {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo=", "detail": "auto"},
+            {
+                "type": "input_image",
+                "image_url": "data:image/png;base64,iVBORw0KGgo=",
+                "detail": "auto",
+            },
             {"type": "input_file", "file_id": "file-abc123", "filename": "report.pdf"},
         ],
     },
     reasoning(),
     function_call("call_1"),
     function_output("call_1", '{"temp": 22.5, "ok": true, "list": [1, 2.0, null]}'),
-    assistant("It is 22 °C.\nLine two\t\"quoted\" \\ backslash \u0000 nul"),
+    assistant('It is 22 °C.\nLine two\t"quoted" \\ backslash \u0000 nul'),
     {
         "type": "computer_call",
         "id": "cu_1",
@@ -81,7 +85,9 @@ SDK_ITEMS: list[dict[str, Any]] = [
     },
     {
         "type": "custom",
-        "nested": {"deep": {"deeper": [{"a": 1}, [], {}, "", 0, -0.5, 1e-300, 12345678901234567890]}},
+        "nested": {
+            "deep": {"deeper": [{"a": 1}, [], {}, "", 0, -0.5, 1e-300, 12345678901234567890]}
+        },
         "empty_string": "",
         "none": None,
         "true": True,

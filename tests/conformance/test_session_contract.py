@@ -18,7 +18,6 @@ from agent_sessions import (
     InvalidItemError,
     SessionClosedError,
 )
-
 from tests.backends import Backend, unique_id
 from tests.conformance.items import SDK_ITEMS, assistant, function_call, function_output, turn, user
 
@@ -36,7 +35,7 @@ async def test_sdk_items_round_trip_exactly(backend: Backend) -> None:
     original = copy.deepcopy(SDK_ITEMS)
     await session.add_items(SDK_ITEMS)
     assert await session.get_items() == original
-    assert SDK_ITEMS == original  # the caller's items are not modified
+    assert original == SDK_ITEMS  # the caller's items are not modified
 
 
 async def test_round_trip_keeps_types(backend: Backend) -> None:
@@ -576,7 +575,7 @@ async def test_bad_upto_turn_is_refused(backend: Backend, upto_turn: Any) -> Non
         await session.fork(unique_id(), upto_turn=upto_turn)
 
 
-# -- corrupt stored data ----------------------------------------------------------------------------
+# -- corrupt stored data ---------------------------------------------------------------------
 
 CORRUPT_VALUES = ["{not json", "[1, 2]", '"a string"', "NaN", ""]
 
@@ -636,7 +635,7 @@ async def test_pop_raises_on_a_corrupt_newest_item_in_raise_mode(backend: Backen
     assert info is not None and info.item_count == 2
 
 
-# -- closed state -----------------------------------------------------------------------------------
+# -- closed state ------------------------------------------------------------------------------
 
 CALLS: dict[str, Any] = {
     "get_items": lambda s: s.get_items(),
