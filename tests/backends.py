@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from agent_sessions import RedisSession
+from agent_sessions import RedisSession, RedisStore
 from agent_sessions.session import BaseSession
 
 
@@ -18,6 +18,7 @@ class Backend:
     """One backend/topology under test: makes sessions and tampers with raw storage."""
 
     name = "abstract"
+    store: Any  # a SessionStore over the same storage as `session()`
 
     def session(self, session_id: str | None = None, **options: Any) -> BaseSession:
         raise NotImplementedError
@@ -47,6 +48,7 @@ class RedisBackend(Backend):
         self.prefix = unique_id("t")
         self.client = self._new_client()
         self._owning: list[RedisSession] = []
+        self.store = RedisStore(self.client, key_prefix=self.prefix)
 
     def _new_client(self) -> Any:
         client = self._make_client()

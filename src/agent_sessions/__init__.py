@@ -10,8 +10,9 @@ from .errors import (
 )
 from .info import SessionInfo, SessionPage
 from .options import SessionOptions
-from .redis import RedisSession
+from .redis import RedisSession, RedisSessionManager, RedisStore
 from .session import BaseSession
+from .store import SessionStore, open_store, register_backend
 
 __version__ = "0.1.0"
 
@@ -22,10 +23,15 @@ __all__ = [
     "InvalidItemError",
     "LockTimeoutError",
     "RedisSession",
+    "RedisSessionManager",
+    "RedisStore",
     "SessionClosedError",
     "SessionError",
     "SessionInfo",
     "SessionOptions",
     "SessionPage",
+    "SessionStore",
     "__version__",
+    "open_store",
+    "register_backend",
 ]

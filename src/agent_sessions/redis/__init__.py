@@ -1,5 +1,7 @@
 """The Redis backend: standalone, Sentinel and Cluster (Valkey too)."""
 
+from .manager import RedisSessionManager
 from .session import RedisSession
+from .store import RedisStore
 
-__all__ = ["RedisSession"]
+__all__ = ["RedisSession", "RedisSessionManager", "RedisStore"]

@@ -17,12 +17,12 @@ from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, quote, unquote, urlunsplit
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialWithJitterBackoff
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, SessionClosedError
 from ..urls import mask_url, parse_bool, split_options
 
 __all__ = [
@@ -288,6 +288,7 @@ class ClientSource:
         self.config = config
         self._blocking = blocking
         self._max_connections = max_connections
+        self._closed_by: str | None = None
         self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
@@ -305,6 +306,8 @@ class ClientSource:
         return self.config.scheme == "redis+cluster"
 
     def get(self) -> Any:
+        if self._closed_by is not None:
+            raise SessionClosedError(f"{self._closed_by} is closed")
         if self._client is not None:
             return self._client
         loop = asyncio.get_running_loop()
@@ -320,8 +323,10 @@ class ClientSource:
                     self._by_loop[loop] = client
         return client
 
-    async def aclose(self) -> None:
-        """Close the clients this source opened (never an injected one)."""
+    async def aclose(self, owner: str = "RedisStore") -> None:
+        """Close the clients this source opened (never an injected one); later use raises
+        `SessionClosedError` naming `owner`."""
+        self._closed_by = owner
         if self._client is not None:
             return
         with self._guard:

@@ -78,6 +78,7 @@ class BucketKeys:
 
     index: str
     expiry: str
+    session_base: str  # a member's keys are session_base + member + ":items" (":meta", ...)
 
 
 @dataclass(frozen=True)
@@ -97,18 +98,18 @@ class SessionKeys:
 
 def bucket_keys(prefix: str, bucket: int) -> BucketKeys:
     tag = f"{prefix}:{{{bucket:04d}}}"
-    return BucketKeys(index=f"{tag}:index", expiry=f"{tag}:expiry")
+    return BucketKeys(index=f"{tag}:index", expiry=f"{tag}:expiry", session_base=f"{tag}:s:")
 
 
 def session_keys(prefix: str, session_id: str) -> SessionKeys:
-    bucket = bucket_of(session_id)
+    bucket = bucket_keys(prefix, bucket_of(session_id))
     member = escape_id(session_id)
-    base = f"{prefix}:{{{bucket:04d}}}:s:{member}"
+    base = f"{bucket.session_base}{member}"
     return SessionKeys(
         items=f"{base}:items",
         meta=f"{base}:meta",
         tokens=f"{base}:tokens",
         lock=f"{base}:lock",
-        bucket=bucket_keys(prefix, bucket),
+        bucket=bucket,
         member=member,
     )

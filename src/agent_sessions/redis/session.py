@@ -208,7 +208,11 @@ class RedisSession(BaseSession):
         return PopResult(raw=reply[0], position=int(reply[1]), corrupt=len(reply) > 2)
 
     async def _clear(self) -> None:
-        await self._run_retrying(scripts.CLEAR, [self._keys.member])
+        await self._delete()
+
+    async def _delete(self) -> bool:
+        """Clear the session; True if it existed."""
+        return bool(await self._run_retrying(scripts.CLEAR, [self._keys.member]))
 
     async def _replace(self, encoded: list[bytes], metadata: Mapping[str, str] | None) -> None:
         max_items = self._options.max_items
@@ -267,7 +271,7 @@ class RedisSession(BaseSession):
 
     async def _release(self) -> None:
         if self._owns_source:
-            await self._source.aclose()
+            await self._source.aclose(self.kind)
 
     def _sibling(self, session_id: str) -> RedisSession:
         if self._owns_source and self._source.owns_clients:

@@ -45,8 +45,8 @@ class LuaScript:
         return f"LuaScript({self.name!r}, sha={self.sha[:12]})"
 
 
-def load_script(name: str) -> LuaScript:
-    return LuaScript(name, _read("_common.lua") + "\n" + _read(f"{name}.lua"))
+def load_script(name: str, prelude: str = "_common.lua") -> LuaScript:
+    return LuaScript(name, _read(prelude) + "\n" + _read(f"{name}.lua"))
 
 
 APPEND = load_script("append")
@@ -58,3 +58,9 @@ METADATA = load_script("metadata")
 INFO = load_script("info")
 SNAPSHOT = load_script("snapshot")
 TOUCH = load_script("touch")
+
+# Bucket scripts: KEYS are one bucket's index and expiry sets (see _bucket.lua).
+LIST_BUCKET = load_script("list_bucket", "_bucket.lua")
+COUNT_BUCKET = load_script("count_bucket", "_bucket.lua")
+PURGE_BUCKET = load_script("purge_bucket", "_bucket.lua")
+IDS_BUCKET = load_script("ids_bucket", "_bucket.lua")

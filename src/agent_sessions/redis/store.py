@@ -1,0 +1,309 @@
+"""`RedisStore`: pooled connections, defaults, and listing without KEYS.
+
+Every session write also updates its bucket's index (a sorted set of escaped ids by update
+time) and, with a TTL, the bucket's expiry set (deadlines), in the same script: the index
+lives in the session's slot, so it is exact on standalone and on Cluster alike. Listing
+merges the buckets' indexes newest first; counting and purging read the expiry sets, so a
+session past its deadline is never reported even before Redis reclaims its keys.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+from ..errors import ConfigurationError
+from ..info import SessionInfo, SessionPage, datetime_from_ms
+from ..items import DEFAULT_MAX_ITEM_BYTES
+from ..options import OnCorrupt, SessionOptions
+from ..store import BaseStore, decode_cursor, encode_cursor
+from ..urls import mask_url
+from . import scripts
+from .connection import AnyRedis, ClientSource, parse_redis_url
+from .keys import BUCKETS, bucket_keys, escape_id, unescape_id, validate_key_prefix
+from .session import RedisSession, _meta_fields
+
+__all__ = ["RedisStore", "open_redis_store"]
+
+#: Index entries one listing script looks at per call (bounds the time a script runs).
+SCAN_BUDGET = 2000
+#: Expired sessions one purge script removes per call.
+PURGE_BATCH = 500
+
+
+@dataclass
+class _Candidate:
+    score: int
+    member: bytes
+    info: SessionInfo
+
+    @property
+    def key(self) -> tuple[int, bytes]:
+        return (self.score, self.member)
+
+
+def _b(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("utf-8")
+
+
+class RedisStore(BaseStore):
+    """The Redis session store: hands out sessions sharing its client and defaults."""
+
+    kind = "RedisStore"
+
+    def __init__(
+        self,
+        client: AnyRedis,
+        *,
+        key_prefix: str = "agent_sessions",
+        ttl: float | None = None,
+        refresh_ttl_on_read: bool = True,
+        max_turns: int | None = None,
+        max_items: int | None = None,
+        session_settings: Any = None,
+        on_corrupt: OnCorrupt = "skip",
+        max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES,
+    ) -> None:
+        options = SessionOptions(
+            ttl=ttl,
+            refresh_ttl_on_read=refresh_ttl_on_read,
+            max_turns=max_turns,
+            max_items=max_items,
+            session_settings=session_settings,
+            on_corrupt=on_corrupt,
+            max_item_bytes=max_item_bytes,
+        )
+        self._setup(ClientSource(client=client), validate_key_prefix(key_prefix), options)
+
+    def _setup(self, source: ClientSource, key_prefix: str, options: SessionOptions) -> None:
+        super().__init__()
+        self._source = source
+        self.key_prefix = key_prefix
+        self.options = options
+        self._buckets = [bucket_keys(key_prefix, b) for b in range(BUCKETS)]
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, max_connections: int | None = None, **options: Any
+    ) -> RedisStore:
+        """A store that owns a blocking pool of `max_connections` (default 64) for `url`.
+
+        Query parameters set options; keyword options win. Callers beyond the pool's size
+        wait for a free connection instead of failing.
+        """
+        config = parse_redis_url(url)
+        merged: dict[str, Any] = {**config.session_options, **options}
+        key_prefix = merged.pop("key_prefix", config.store_options.get("key_prefix"))
+        limit = max_connections or config.store_options.get("max_connections") or 64
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigurationError(f"max_connections must be a positive int, not {limit!r}")
+        store = cls.__new__(cls)
+        store._setup(
+            ClientSource(config=config, blocking=True, max_connections=limit),
+            validate_key_prefix(key_prefix or "agent_sessions"),
+            SessionOptions.from_mapping(merged),
+        )
+        return store
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self._source.describe()!r}, key_prefix={self.key_prefix!r})"
+
+    @property
+    def client(self) -> AnyRedis:
+        """The redis-py client serving the running event loop."""
+        self._check_open()
+        return self._source.get()  # type: ignore[no-any-return]
+
+    def session(self, session_id: str, **overrides: Any) -> RedisSession:
+        """A session sharing this store's connections and defaults (no I/O)."""
+        self._check_open()
+        options = self.options.replace(**overrides) if overrides else self.options
+        return RedisSession._from_parts(
+            session_id, self._source, self.key_prefix, options, owns=False
+        )
+
+    async def get_info(self, session_id: str) -> SessionInfo | None:
+        return await self.session(session_id).get_info()
+
+    async def delete_session(self, session_id: str) -> bool:
+        return await self.session(session_id)._delete()
+
+    async def ping(self) -> bool:
+        self._check_open()
+        return bool(await self._source.get().ping())
+
+    async def _release(self) -> None:
+        await self._source.aclose()
+
+    # -- bucket scripts ---------------------------------------------------------------------
+
+    async def _run_buckets(
+        self,
+        script: scripts.LuaScript,
+        buckets: Sequence[int],
+        args: Callable[[int], list[Any]],
+    ) -> list[Any]:
+        """Run `script` on each bucket with `args(bucket)`, pipelined (a round trip a node)."""
+        client = self._source.get()
+        replies: list[Any] = [None] * len(buckets)
+        todo = list(range(len(buckets)))
+        for attempt in range(2):
+            pipe = client.pipeline(transaction=False)
+            for i in todo:
+                keys = self._buckets[buckets[i]]
+                pipe.evalsha(
+                    script.sha, 2, keys.index, keys.expiry, keys.session_base, *args(buckets[i])
+                )
+            results = await pipe.execute(raise_on_error=False)
+            missing: list[int] = []
+            for i, result in zip(todo, results, strict=True):
+                if isinstance(result, NoScriptError) and attempt == 0:
+                    missing.append(i)
+                elif isinstance(result, Exception):
+                    raise result
+                else:
+                    replies[i] = result
+            if not missing:
+                break
+            await client.script_load(script.source)  # every primary, on Cluster
+            todo = missing
+        return replies
+
+    # -- listing ---------------------------------------------------------------------------
+
+    def _info_from(self, found: Sequence[Any], now_ms: int) -> _Candidate:
+        member, score, meta, count, pttl = found
+        fields, metadata = _meta_fields(meta)
+        session_id = fields.get("id") or unescape_id(_b(member).decode("utf-8"))
+        created = int(fields.get("created", score))
+        info = SessionInfo(
+            session_id=session_id,
+            created_at=datetime_from_ms(created),
+            updated_at=datetime_from_ms(int(fields.get("updated", score))),
+            item_count=int(count),
+            expires_at=datetime_from_ms(now_ms + int(pttl)) if int(pttl) >= 0 else None,
+            metadata=metadata,
+        )
+        return _Candidate(score=int(float(score)), member=_b(member), info=info)
+
+    async def list_sessions(
+        self,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> SessionPage:
+        """Live sessions, most recently updated first, `limit` per page.
+
+        The cursor is the (update time, id) of the last session returned: a session that is
+        not written meanwhile is neither skipped nor repeated by later pages.
+        """
+        self._check_open()
+        wanted = self._check_page_args(limit, metadata)
+        filters: list[str] = [part for pair in wanted.items() for part in pair]
+        start: tuple[str, bytes] = ("", b"")
+        if cursor is not None:
+            score, session_id = decode_cursor(cursor)
+            start = (str(score), escape_id(session_id).encode("utf-8"))
+        frontier: dict[int, tuple[str, bytes]] = dict.fromkeys(range(BUCKETS), start)
+        active = list(range(BUCKETS))
+        per_bucket = max(2, math.ceil(2 * limit / BUCKETS))
+        candidates: list[_Candidate] = []
+        open_buckets: set[int] = set()
+        now_ms = await self._server_time_ms()
+        while active:
+
+            def list_args(bucket: int, want: int = per_bucket) -> list[Any]:
+                return self._list_args(frontier[bucket], want, filters)
+
+            replies = await self._run_buckets(scripts.LIST_BUCKET, active, list_args)
+            for bucket, (exhausted, last_score, last_member, found) in zip(
+                active, replies, strict=True
+            ):
+                frontier[bucket] = (_b(last_score).decode(), _b(last_member))
+                candidates.extend(self._info_from(entry, now_ms) for entry in found)
+                if exhausted:
+                    open_buckets.discard(bucket)
+                else:
+                    open_buckets.add(bucket)
+            candidates.sort(key=lambda c: c.key, reverse=True)
+            threshold = candidates[limit - 1].key if len(candidates) >= limit else None
+            active = sorted(
+                b
+                for b in open_buckets
+                if threshold is None or (int(float(frontier[b][0])), frontier[b][1]) > threshold
+            )
+            per_bucket = min(per_bucket * 4, limit)
+        page = candidates[:limit]
+        more = len(candidates) > limit
+        if not more and open_buckets and page:
+            # Buckets not read to their end may still hold older matches: look for one.
+            probe_from = (str(page[-1].score), page[-1].member)
+            probes = await self._run_buckets(
+                scripts.LIST_BUCKET,
+                sorted(open_buckets),
+                lambda bucket: self._list_args(probe_from, 1, filters),
+            )
+            more = any(found for (_, _, _, found) in probes)
+        next_cursor = (
+            encode_cursor(page[-1].score, page[-1].info.session_id) if more and page else None
+        )
+        return SessionPage(sessions=[c.info for c in page], next_cursor=next_cursor)
+
+    @staticmethod
+    def _list_args(position: tuple[str, bytes], want: int, filters: list[str]) -> list[Any]:
+        return [position[0], position[1], want, SCAN_BUDGET, *filters]
+
+    async def _server_time_ms(self) -> int:
+        client = self._source.get()
+        seconds, micros = await client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    async def count_sessions(self) -> int:
+        """Live sessions (those past their deadline are not counted)."""
+        self._check_open()
+        counts = await self._run_buckets(scripts.COUNT_BUCKET, range(BUCKETS), lambda b: [])
+        return sum(int(c) for c in counts)
+
+    async def purge_expired(self) -> int:
+        """Remove what expired sessions left behind; returns how many sessions it removed."""
+        self._check_open()
+        removed = 0
+        buckets = list(range(BUCKETS))
+        while buckets:
+            replies = await self._run_buckets(
+                scripts.PURGE_BUCKET, buckets, lambda b: [PURGE_BATCH]
+            )
+            removed += sum(int(r[0]) for r in replies)
+            buckets = [b for b, r in zip(buckets, replies, strict=True) if int(r[1])]
+        return removed
+
+    async def session_ids(self) -> list[str]:
+        """Every live session id (unordered); reads the index page by page, never KEYS."""
+        self._check_open()
+        ids: list[str] = []
+        positions = dict.fromkeys(range(BUCKETS), 0)
+        while positions:
+            order = sorted(positions)
+            replies = await self._run_buckets(
+                scripts.IDS_BUCKET, order, lambda bucket: [positions[bucket], 500]
+            )
+            for bucket, reply in zip(order, replies, strict=True):
+                ids.extend(unescape_id(_b(m).decode("utf-8")) for m in reply[1:])
+                if int(reply[0]):
+                    positions[bucket] = int(reply[0])
+                else:
+                    del positions[bucket]
+        return ids
+
+
+def open_redis_store(url: str, **options: Any) -> RedisStore:
+    """The `open_store` provider for redis, rediss, unix, redis+sentinel, redis+cluster."""
+    try:
+        return RedisStore.from_url(url, **options)
+    except TypeError as exc:  # an unknown keyword option
+        raise ConfigurationError(f"{exc} (opening {mask_url(url)!r})") from None
