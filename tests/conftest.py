@@ -13,7 +13,17 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.backends import Backend, RedisBackend, SQLiteBackend
-from tests.servers import RedisServer, start_redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.sentinel import Sentinel
+
+from tests.servers import (
+    ClusterTopology,
+    RedisServer,
+    SentinelTopology,
+    start_cluster,
+    start_redis,
+    start_sentinel,
+)
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +35,33 @@ def redis_server() -> Iterator[RedisServer]:
         server.stop()
 
 
-BACKENDS = ["redis", "sqlite-file", "sqlite-memory"]
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[ClusterTopology]:
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[SentinelTopology]:
+    topology = start_sentinel()
+    try:
+        yield topology
+    finally:
+        topology.stop()
+
+
+def cluster_client(cluster: ClusterTopology) -> RedisCluster:
+    return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in cluster.startup_nodes])
+
+
+def sentinel_client(topology: SentinelTopology) -> aioredis.Redis:
+    return Sentinel(topology.sentinels).master_for(topology.service_name)  # type: ignore[no-any-return]
+
+
+BACKENDS = ["redis", "redis-cluster", "redis-sentinel", "sqlite-file", "sqlite-memory"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -35,6 +71,12 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     if kind == "redis":
         server: RedisServer = request.getfixturevalue("redis_server")
         made = RedisBackend(lambda: aioredis.Redis.from_url(server.url), kind, server.url)
+    elif kind == "redis-cluster":
+        cluster: ClusterTopology = request.getfixturevalue("redis_cluster")
+        made = RedisBackend(lambda: cluster_client(cluster), kind, cluster.url)
+    elif kind == "redis-sentinel":
+        topology: SentinelTopology = request.getfixturevalue("redis_sentinel")
+        made = RedisBackend(lambda: sentinel_client(topology), kind, topology.url)
     elif kind == "sqlite-file":
         made = SQLiteBackend(str(tmp_path / "sessions.db"), kind)
     elif kind == "sqlite-memory":

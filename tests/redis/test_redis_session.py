@@ -314,3 +314,28 @@ async def test_one_owned_session_serves_several_event_loops(redis_server: RedisS
     assert errors == []
     assert await session.get_items() == [user("main loop"), user("other loop")]
     await session.close()
+
+
+@pytest.mark.parametrize("driver_retries", [3, 0], ids=["redis-py-retries", "library-retries"])
+async def test_a_retried_pop_after_a_lost_reply_pops_only_once(
+    redis_server: RedisServer, driver_retries: int
+) -> None:
+    drops = {"left": 1}
+
+    def drop_first_pop(request: bytes) -> bool:
+        if b"removed:" in request and drops["left"]:
+            drops["left"] -= 1
+            return True
+        return False
+
+    proxy = DroppingProxy(redis_server.port, should_drop=drop_first_pop)
+    client = aioredis.Redis.from_url(proxy.url, retry=Retry(NoBackoff(), driver_retries))
+    try:
+        session = RedisSession(unique_id(), client=client)
+        await session.add_items([user("a"), user("b"), user("c")])
+        assert await session.pop_item() == user("c")
+        assert proxy.dropped == 1
+        assert await session.get_items() == [user("a"), user("b")]
+    finally:
+        await client.aclose()
+        proxy.close()

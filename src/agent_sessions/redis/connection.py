@@ -289,6 +289,8 @@ class ClientSource:
         self._blocking = blocking
         self._max_connections = max_connections
         self._closed_by: str | None = None
+        self._initialized: set[int] = set()
+        self._init_locks: dict[int, asyncio.Lock] = {}
         self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
@@ -343,6 +345,22 @@ class ClientSource:
                 # Another thread's loop: close there; its connections belong to it.
                 asyncio.run_coroutine_threadsafe(client.aclose(), loop)
             # A closed loop took its sockets with it; nothing to await.
+
+    async def ready(self) -> Any:
+        """The client for the running loop, initialized.
+
+        A Redis Cluster client is initialized once, before any command: redis-py's
+        `RedisCluster` can fail, or even repeat commands, when its very first commands run
+        concurrently with its own lazy initialization.
+        """
+        client = self.get()
+        if isinstance(client, RedisCluster) and id(client) not in self._initialized:
+            lock = self._init_locks.setdefault(id(client), asyncio.Lock())
+            async with lock:
+                if id(client) not in self._initialized:
+                    await client.initialize()
+                    self._initialized.add(id(client))
+        return client
 
     def clone(self) -> ClientSource:
         """A source of the same kind that opens clients of its own."""

@@ -90,6 +90,10 @@ class SessionKeys:
     bucket: BucketKeys
     member: str  # the escaped id: the session's member in the bucket index
 
+    def receipt(self, token: str) -> str:
+        """A pop's receipt: what it removed, kept briefly so that a retry returns the same."""
+        return f"{self.items[: -len('items')]}pop:{token}"
+
     @property
     def script_keys(self) -> tuple[str, str, str, str, str]:
         """The keys every session script receives, in its KEYS order."""

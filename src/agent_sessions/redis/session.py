@@ -13,7 +13,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..info import SessionInfo, datetime_from_ms
 from ..items import DEFAULT_MAX_ITEM_BYTES
 from ..options import OnCorrupt, SessionOptions
-from ..session import BaseSession, PopResult, RawItem, Snapshot
+from ..session import AUTO_TOKEN_TTL_MS, BaseSession, PopResult, RawItem, Snapshot
 from . import scripts
 from .connection import AnyRedis, ClientSource, default_redis_url, parse_redis_url
 from .keys import session_keys, validate_key_prefix
@@ -148,18 +148,23 @@ class RedisSession(BaseSession):
         ttl_ms = self._options.ttl_ms
         return "" if ttl_ms is None else str(ttl_ms)
 
-    async def _run(self, script: scripts.LuaScript, args: list[Any]) -> Any:
-        return await script(self._source.get(), self._script_keys, args)
+    async def _run(
+        self, script: scripts.LuaScript, args: list[Any], extra_keys: tuple[str, ...] = ()
+    ) -> Any:
+        client = await self._source.ready()
+        return await script(client, self._script_keys + extra_keys, args)
 
-    async def _run_retrying(self, script: scripts.LuaScript, args: list[Any]) -> Any:
+    async def _run_retrying(
+        self, script: scripts.LuaScript, args: list[Any], extra_keys: tuple[str, ...] = ()
+    ) -> Any:
         """Run an idempotent script, repeating it when its outcome is unknown.
 
-        Only for scripts that may safely run twice: appends carry a batch token; reads, clear,
-        replace, metadata and touch set state rather than add to it. A pop is never repeated.
+        Only for scripts that may safely run twice: appends carry a batch token, pops a
+        receipt key; reads, clear, replace, metadata and touch set state rather than add to it.
         """
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                return await self._run(script, args)
+                return await self._run(script, args, extra_keys)
             except (RedisConnectionError, RedisTimeoutError):
                 if attempt == WRITE_ATTEMPTS - 1:
                     raise
@@ -193,15 +198,18 @@ class RedisSession(BaseSession):
         return bool(applied)
 
     async def _pop(self, skip_corrupt: bool) -> PopResult | None:
-        reply = await self._run(
+        token = secrets.token_urlsafe(12)
+        reply = await self._run_retrying(
             scripts.POP,
             [
                 self._keys.member,
                 self._id_bytes,
                 self._ttl_arg,
                 "1" if skip_corrupt else "0",
-                "\x00agent-sessions:removed:" + secrets.token_hex(8),
+                "\x00agent-sessions:removed:" + token,
+                AUTO_TOKEN_TTL_MS,
             ],
+            extra_keys=(self._keys.receipt(token),),
         )
         if not reply:
             return None

@@ -134,7 +134,7 @@ class RedisStore(BaseStore):
 
     async def ping(self) -> bool:
         self._check_open()
-        return bool(await self._source.get().ping())
+        return bool(await (await self._source.ready()).ping())
 
     async def _release(self) -> None:
         await self._source.aclose()
@@ -148,15 +148,23 @@ class RedisStore(BaseStore):
         args: Callable[[int], list[Any]],
     ) -> list[Any]:
         """Run `script` on each bucket with `args(bucket)`, pipelined (a round trip a node)."""
-        client = self._source.get()
+        client = await self._source.ready()
         replies: list[Any] = [None] * len(buckets)
         todo = list(range(len(buckets)))
         for attempt in range(2):
             pipe = client.pipeline(transaction=False)
             for i in todo:
                 keys = self._buckets[buckets[i]]
-                pipe.evalsha(
-                    script.sha, 2, keys.index, keys.expiry, keys.session_base, *args(buckets[i])
+                # execute_command: redis-py's cluster pipeline refuses its evalsha() method,
+                # but routes a raw EVALSHA by its first key like any other command.
+                pipe.execute_command(
+                    "EVALSHA",
+                    script.sha,
+                    2,
+                    keys.index,
+                    keys.expiry,
+                    keys.session_base,
+                    *args(buckets[i]),
                 )
             results = await pipe.execute(raise_on_error=False)
             missing: list[int] = []
@@ -259,7 +267,7 @@ class RedisStore(BaseStore):
         return [position[0], position[1], want, SCAN_BUDGET, *filters]
 
     async def _server_time_ms(self) -> int:
-        client = self._source.get()
+        client = await self._source.ready()
         seconds, micros = await client.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
