@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-
-from tests.backends import Backend, RedisBackend, SQLiteBackend
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel
 
+from tests.backends import Backend, RedisBackend, SQLiteBackend
 from tests.servers import (
     ClusterTopology,
     RedisServer,
