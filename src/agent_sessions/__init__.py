@@ -4,11 +4,13 @@ from .errors import (
     ConfigurationError,
     CorruptItemError,
     InvalidItemError,
+    LockLostError,
     LockTimeoutError,
     SessionClosedError,
     SessionError,
 )
 from .info import SessionInfo, SessionPage
+from .lock import SessionLock
 from .options import SessionOptions
 from .redis import RedisSession, RedisSessionManager, RedisStore
 from .session import BaseSession
@@ -21,6 +23,7 @@ __all__ = [
     "ConfigurationError",
     "CorruptItemError",
     "InvalidItemError",
+    "LockLostError",
     "LockTimeoutError",
     "RedisSession",
     "RedisSessionManager",
@@ -28,6 +31,7 @@ __all__ = [
     "SessionClosedError",
     "SessionError",
     "SessionInfo",
+    "SessionLock",
     "SessionOptions",
     "SessionPage",
     "SessionStore",

@@ -5,7 +5,8 @@ SessionError
  ├── InvalidItemError      (also ValueError and TypeError)
  ├── CorruptItemError
  ├── SessionClosedError    (also RuntimeError)
- ├── LockTimeoutError
+ ├── LockTimeoutError      (also TimeoutError)
+ ├── LockLostError
  └── ConfigurationError    (also ValueError)
 ```
 """
@@ -16,6 +17,7 @@ __all__ = [
     "ConfigurationError",
     "CorruptItemError",
     "InvalidItemError",
+    "LockLostError",
     "LockTimeoutError",
     "SessionClosedError",
     "SessionError",
@@ -53,6 +55,10 @@ class SessionClosedError(SessionError, RuntimeError):
 
 class LockTimeoutError(SessionError, TimeoutError):
     """`lock()` was not acquired within its timeout."""
+
+
+class LockLostError(SessionError):
+    """A lock's lease lapsed while it was held: someone else may have held it meanwhile."""
 
 
 class ConfigurationError(SessionError, ValueError):

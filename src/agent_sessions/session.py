@@ -20,6 +20,7 @@ from agents.memory.session_settings import SessionSettings, coerce_session_setti
 from .errors import ConfigurationError, CorruptItemError, InvalidItemError, SessionClosedError
 from .info import SessionInfo
 from .items import decode_item, encode_items
+from .lock import SessionLock
 from .options import SessionOptions, validate_session_id
 from .window import first_turns_end, last_turns_start
 
@@ -156,6 +157,18 @@ class BaseSession(ABC):
     @abstractmethod
     def _sibling(self: _S, session_id: str) -> _S:
         """A session of the same backend, connections and options for another id."""
+
+    async def _lock_acquire(self, token: str, lease_ms: int) -> bool:
+        """Take the session's lock for `token` unless someone holds a live lease."""
+        raise NotImplementedError(f"{self.kind} has no lock yet")
+
+    async def _lock_renew(self, token: str, lease_ms: int) -> bool:
+        """Extend the lease if `token` still holds the lock; False if it does not."""
+        raise NotImplementedError(f"{self.kind} has no lock yet")
+
+    async def _lock_release(self, token: str) -> bool:
+        """Release the lock if `token` holds it; False if it did not."""
+        raise NotImplementedError(f"{self.kind} has no lock yet")
 
     # -- the public contract ---------------------------------------------------------------
 
@@ -352,6 +365,23 @@ class BaseSession(ABC):
         target = self._sibling(new_session_id)
         await target._replace(valid_raws, metadata)
         return target
+
+    def lock(self, *, timeout: float = 10.0, lease: float = 30.0) -> SessionLock:
+        """A lock on this session shared by every process that uses the same storage.
+
+        `async with session.lock(): await Runner.run(agent, text, session=session)` runs one
+        turn at a time across workers. Raises `LockTimeoutError` after `timeout` seconds; the
+        lease is renewed while held and lapses by itself if the holder dies.
+        """
+        self._check_open()
+        return SessionLock(
+            self.session_id,
+            acquire=self._lock_acquire,
+            renew=self._lock_renew,
+            release=self._lock_release,
+            timeout=timeout,
+            lease=lease,
+        )
 
     async def touch(self) -> bool:
         """Refresh the TTL; returns False when the session does not exist."""

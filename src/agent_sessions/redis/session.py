@@ -281,6 +281,18 @@ class RedisSession(BaseSession):
         if self._owns_source:
             await self._source.aclose(self.kind)
 
+    async def _lock_acquire(self, token: str, lease_ms: int) -> bool:
+        client = await self._source.ready()
+        return bool(await client.set(self._keys.lock, token, nx=True, px=lease_ms))
+
+    async def _lock_renew(self, token: str, lease_ms: int) -> bool:
+        client = await self._source.ready()
+        return bool(await scripts.LOCK_RENEW(client, (self._keys.lock,), [token, lease_ms]))
+
+    async def _lock_release(self, token: str) -> bool:
+        client = await self._source.ready()
+        return bool(await scripts.LOCK_RELEASE(client, (self._keys.lock,), [token]))
+
     def _sibling(self, session_id: str) -> RedisSession:
         if self._owns_source and self._source.owns_clients:
             # A fork outlives its source session: it opens (and owns) its own clients.

@@ -45,8 +45,9 @@ class LuaScript:
         return f"LuaScript({self.name!r}, sha={self.sha[:12]})"
 
 
-def load_script(name: str, prelude: str = "_common.lua") -> LuaScript:
-    return LuaScript(name, _read(prelude) + "\n" + _read(f"{name}.lua"))
+def load_script(name: str, prelude: str | None = "_common.lua") -> LuaScript:
+    body = _read(f"{name}.lua")
+    return LuaScript(name, body if prelude is None else _read(prelude) + "\n" + body)
 
 
 APPEND = load_script("append")
@@ -58,6 +59,10 @@ METADATA = load_script("metadata")
 INFO = load_script("info")
 SNAPSHOT = load_script("snapshot")
 TOUCH = load_script("touch")
+
+# The session lock: KEYS is just the lock key.
+LOCK_RENEW = load_script("lock_renew", None)
+LOCK_RELEASE = load_script("lock_release", None)
 
 # Bucket scripts: KEYS are one bucket's index and expiry sets (see _bucket.lua).
 LIST_BUCKET = load_script("list_bucket", "_bucket.lua")
