@@ -14,6 +14,7 @@ from .lock import SessionLock
 from .options import SessionOptions
 from .redis import RedisSession, RedisSessionManager, RedisStore
 from .session import BaseSession
+from .sqlite import SQLiteSession, SQLiteStore
 from .store import SessionStore, open_store, register_backend
 
 __version__ = "0.1.0"
@@ -28,6 +29,8 @@ __all__ = [
     "RedisSession",
     "RedisSessionManager",
     "RedisStore",
+    "SQLiteSession",
+    "SQLiteStore",
     "SessionClosedError",
     "SessionError",
     "SessionInfo",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -39,6 +38,10 @@ DEFAULT_MAX_ITEM_BYTES = 8 * 1024 * 1024
 HAS_ORJSON = _orjson is not None
 
 _SCALARS = (str, int, float, type(None))
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _path(parts: Sequence[str | int]) -> str:
@@ -113,25 +116,22 @@ def encode_items(
     return encoded
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-# orjson reads integers beyond 64 bits as floats; such items go through the standard library.
-_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
-_LONG_DIGITS_STR = re.compile(r"[0-9]{19}")
+# orjson reads integers beyond 64 bits as floats, so an item holding a run of 19 digits goes
+# through the standard library instead. Mapping every digit to "0" and looking for 19 zeros
+# finds such runs several times faster than a regular expression.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_RUN = b"0" * 19
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 def decode_item(raw: bytes | str) -> dict[str, Any]:
     """Decode one stored item; raise `ValueError` when it is not a JSON object."""
     value: Any
-    long_digits = (
-        _LONG_DIGITS_BYTES.search(raw) if isinstance(raw, bytes) else _LONG_DIGITS_STR.search(raw)
-    )
-    if _orjson is not None and long_digits is None:
-        value = _orjson.loads(raw)  # JSONDecodeError is a ValueError
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if _orjson is not None and _LONG_RUN not in data.translate(_DIGITS_TO_ZERO):
+        value = _orjson.loads(data)  # JSONDecodeError is a ValueError
     else:
-        value = json.loads(raw, parse_constant=_refuse_constant)
+        value = _DECODER.decode(data.decode("utf-8"))
     if not isinstance(value, dict):
         raise ValueError(f"stored value is a JSON {type(value).__name__}, not an object")
     return value

@@ -1,36 +1,34 @@
-"""A child process of the multi-process tests (run as a script, not collected).
+"""What the child processes of the multi-process tests run (imported by them, not collected).
 
-    python sqlite_process.py append DB NAME WORKDIR BATCHES SIZE
-    python sqlite_process.py pop DB NAME WORKDIR
-
-Both modes first touch WORKDIR/ready-NAME and wait for WORKDIR/go, so that every child is
-running before any of them starts: the writes really contend. `pop` prints the popped
-contents as JSON.
+Children come from a `forkserver` that imported agent_sessions once, so each starts in
+milliseconds instead of importing the SDK again. Each child opens its own connection to the
+file, waits at a barrier so that all of them contend from the first write, and puts its
+outcome on a queue: `(name, result)` or `(name, "error: ...")`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
-import time
-from pathlib import Path
+import multiprocessing
+import traceback
+from collections.abc import Callable
+from multiprocessing.context import ForkServerContext
+from typing import Any
 
 from agent_sessions.sqlite import SQLiteSession
 
 SESSION_ID = "shared"
 
 
-def wait_for_start(workdir: Path, name: str) -> None:
-    (workdir / f"ready-{name}").touch()
-    deadline = time.monotonic() + 60
-    while not (workdir / "go").exists():
-        if time.monotonic() > deadline:
-            raise SystemExit("never told to go")
-        time.sleep(0.002)
+def context() -> ForkServerContext:
+    ctx = multiprocessing.get_context("forkserver")
+    assert isinstance(ctx, ForkServerContext)
+    ctx.set_forkserver_preload(["agent_sessions.sqlite", __name__])
+    return ctx
 
 
 async def append(db: str, name: str, batches: int, size: int) -> None:
+    """Append `batches` batches of `size` items named `<name>:<batch>:<index>`."""
     session = SQLiteSession(SESSION_ID, db)
     for batch in range(batches):
         await session.add_items(
@@ -39,7 +37,8 @@ async def append(db: str, name: str, batches: int, size: int) -> None:
     await session.close()
 
 
-async def pop(db: str) -> list[str]:
+async def pop(db: str, name: str) -> list[str]:
+    """Pop until the session is empty; the contents popped, in order."""
     session = SQLiteSession(SESSION_ID, db)
     popped: list[str] = []
     while (item := await session.pop_item()) is not None:
@@ -48,14 +47,33 @@ async def pop(db: str) -> list[str]:
     return popped
 
 
-def main(argv: list[str]) -> None:
-    mode, db, name, workdir = argv[:4]
-    wait_for_start(Path(workdir), name)
-    if mode == "append":
-        asyncio.run(append(db, name, int(argv[4]), int(argv[5])))
-    else:
-        print(json.dumps(asyncio.run(pop(db))))
+def child(work: Callable[..., Any], args: tuple[Any, ...], barrier: Any, results: Any) -> None:
+    name = args[1]
+    try:
+        barrier.wait(timeout=60)
+        results.put((name, asyncio.run(work(*args))))
+    except BaseException:
+        results.put((name, "error: " + traceback.format_exc()))
 
 
-if __name__ == "__main__":
-    main(sys.argv[1:])
+def run_together(work: Callable[..., Any], *args_per_child: tuple[Any, ...]) -> dict[str, Any]:
+    """Run `work(*args)` in one child process per args tuple, all released at once."""
+    ctx = context()
+    barrier = ctx.Barrier(len(args_per_child))
+    results = ctx.Queue()
+    children = [
+        ctx.Process(target=child, args=(work, args, barrier, results)) for args in args_per_child
+    ]
+    for process in children:
+        process.start()
+    try:
+        outcomes = dict(results.get(timeout=60) for _ in children)
+    finally:
+        for process in children:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+    errors = [f"{name}: {out}" for name, out in outcomes.items() if str(out).startswith("error")]
+    assert not errors, "\n".join(errors)
+    assert all(process.exitcode == 0 for process in children)
+    return outcomes

@@ -55,6 +55,16 @@ async def test_the_sdk_appends_to_and_pops_from_a_session_we_wrote(db_file: str)
         assert info is not None and info.item_count == len(HISTORY) - 1
 
 
+async def test_the_sdk_sessions_table_lists_our_sessions(db_file: str) -> None:
+    async with SQLiteSession("ours", db_file) as ours:
+        await ours.add_items([user("hi")])
+        info = await ours.get_info()
+    assert info is not None
+    rows = raw_rows(db_file, "SELECT session_id, created_at, updated_at FROM agent_sessions")
+    second = info.updated_at.strftime("%Y-%m-%d %H:%M:%S")
+    assert rows == [("ours", second, second)]
+
+
 async def test_a_session_only_the_sdk_wrote_is_listed_with_its_times(db_file: str) -> None:
     sdk = SDKSession("legacy", db_file)
     await sdk.add_items(HISTORY)

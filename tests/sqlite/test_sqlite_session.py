@@ -9,9 +9,10 @@ import warnings
 from pathlib import Path
 
 import pytest
+from agents import SQLiteSession as SDKSession
 
-from agent_sessions import CorruptItemError, SessionClosedError
-from agent_sessions.sqlite import SQLiteSession
+from agent_sessions import CorruptItemError, LockTimeoutError, SessionClosedError
+from agent_sessions.sqlite import SQLiteSession, SQLiteStore
 from tests.sqlite.sqlite_support import assistant, contents, raw_rows, user, worker_threads
 
 
@@ -182,3 +183,20 @@ def test_an_unclosed_session_releases_its_thread_when_collected(db_file: str) ->
     del session
     gc.collect()
     assert worker_threads(db_file) == []
+
+
+async def test_a_lock_stays_held_when_the_sdk_clears_the_session(db_file: str) -> None:
+    async with SQLiteSession("s", db_file) as holder, SQLiteStore(db_file) as store:
+        rival = store.session("s")  # another connection to the file
+        async with holder.lock(timeout=1):
+            await holder.add_items([user("hi")])
+            sdk = SDKSession("s", db_file)
+            try:
+                await sdk.clear_session()
+            finally:
+                sdk.close()
+            with pytest.raises(LockTimeoutError):
+                async with rival.lock(timeout=0.1):
+                    pytest.fail("the lock was dropped with the session's rows")
+        async with rival.lock(timeout=1):
+            pass

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..info import SessionInfo, datetime_from_ms
@@ -20,8 +22,12 @@ from .keys import session_keys, validate_key_prefix
 
 __all__ = ["RedisSession"]
 
+_T = TypeVar("_T")
+
 #: How many times a write whose reply was lost is sent (with the same batch token).
 WRITE_ATTEMPTS = 4
+#: Share of appends that also forget expired batch tokens (keeps the common append short).
+PRUNE_TOKENS_EVERY = 1 / 16
 
 
 def _text(value: bytes | str) -> str:
@@ -94,7 +100,14 @@ class RedisSession(BaseSession):
         self._source = source
         self._owns_source = owns
         self._keys = session_keys(key_prefix, session_id)
-        self._script_keys = self._keys.script_keys
+        # Arguments that never change are encoded once: redis-py would encode every str and
+        # int again on every call, which shows on the append path.
+        self._script_keys: tuple[bytes, ...] = tuple(k.encode() for k in self._keys.script_keys)
+        self._member = self._keys.member.encode()
+        ttl_ms = options.ttl_ms
+        self._ttl_arg = b"" if ttl_ms is None else str(ttl_ms).encode()
+        max_items = options.max_items
+        self._max_items_arg = b"" if max_items is None else str(max_items).encode()
         self._id_bytes = session_id.encode("utf-8")
 
     @classmethod
@@ -143,28 +156,27 @@ class RedisSession(BaseSession):
         self._check_open()
         return self._source.get()  # type: ignore[no-any-return]
 
-    @property
-    def _ttl_arg(self) -> str:
-        ttl_ms = self._options.ttl_ms
-        return "" if ttl_ms is None else str(ttl_ms)
-
     async def _run(
-        self, script: scripts.LuaScript, args: list[Any], extra_keys: tuple[str, ...] = ()
+        self, script: scripts.LuaScript, args: list[Any], extra_keys: tuple[bytes, ...] = ()
     ) -> Any:
         client = await self._source.ready()
         return await script(client, self._script_keys + extra_keys, args)
 
     async def _run_retrying(
-        self, script: scripts.LuaScript, args: list[Any], extra_keys: tuple[str, ...] = ()
+        self, script: scripts.LuaScript, args: list[Any], extra_keys: tuple[bytes, ...] = ()
     ) -> Any:
         """Run an idempotent script, repeating it when its outcome is unknown.
 
         Only for scripts that may safely run twice: appends carry a batch token, pops a
         receipt key; reads, clear, replace, metadata and touch set state rather than add to it.
         """
+        return await self._retrying(lambda: self._run(script, args, extra_keys))
+
+    @staticmethod
+    async def _retrying(call: Callable[[], Awaitable[_T]]) -> _T:
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                return await self._run(script, args, extra_keys)
+                return await call()
             except (RedisConnectionError, RedisTimeoutError):
                 if attempt == WRITE_ATTEMPTS - 1:
                     raise
@@ -174,24 +186,59 @@ class RedisSession(BaseSession):
     # -- storage primitives ----------------------------------------------------------------
 
     async def _read_tail(self, count: int | None) -> tuple[list[RawItem], int]:
-        refresh = "1" if self._options.refresh_ttl_on_read else "0"
-        total, raws = await self._run_retrying(
-            scripts.READ,
-            [self._keys.member, "" if count is None else count, self._ttl_arg, refresh],
-        )
-        return raws, int(total)
+        # A read is plain LRANGE (with LLEN for a tail), pipelined with the touch script when
+        # the TTL slides on reads: one round trip, and the items never pass through Lua,
+        # which would copy every byte of a long history once more.
+        items_key = self._script_keys[0]
+        refresh = self._options.refresh_ttl_on_read and self._options.ttl is not None
+
+        async def read() -> tuple[list[RawItem], int]:
+            client = await self._source.ready()
+            if count is None and not refresh:
+                raws = await client.lrange(items_key, 0, -1)
+                return raws, len(raws)
+            pipe = client.pipeline(transaction=False)
+            if count is None:
+                pipe.lrange(items_key, 0, -1)
+            else:
+                pipe.llen(items_key)
+                pipe.lrange(items_key, -count, -1)
+            if refresh:
+                touch_args = [self._member, self._ttl_arg]
+                pipe.execute_command(
+                    "EVALSHA",
+                    scripts.TOUCH.sha,
+                    len(self._script_keys),
+                    *self._script_keys,
+                    *touch_args,
+                )
+            results = await pipe.execute(raise_on_error=False)
+            if refresh:
+                touched = results.pop()
+                if isinstance(touched, NoScriptError):
+                    await scripts.TOUCH(client, self._script_keys, touch_args)
+                elif isinstance(touched, Exception):
+                    raise touched
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+            if count is None:
+                return results[0], len(results[0])
+            return results[1], int(results[0])
+
+        return await self._retrying(read)
 
     async def _append(self, encoded: list[bytes], token: str, token_ttl_ms: int) -> bool:
-        max_items = self._options.max_items
         applied = await self._run_retrying(
             scripts.APPEND,
             [
-                self._keys.member,
+                self._member,
                 self._id_bytes,
-                token,
-                token_ttl_ms,
+                token.encode(),
+                b"%d" % token_ttl_ms,
                 self._ttl_arg,
-                "" if max_items is None else max_items,
+                self._max_items_arg,
+                b"1" if random.random() < PRUNE_TOKENS_EVERY else b"0",
                 *encoded,
             ],
         )
@@ -202,14 +249,14 @@ class RedisSession(BaseSession):
         reply = await self._run_retrying(
             scripts.POP,
             [
-                self._keys.member,
+                self._member,
                 self._id_bytes,
                 self._ttl_arg,
                 "1" if skip_corrupt else "0",
                 "\x00agent-sessions:removed:" + token,
                 AUTO_TOKEN_TTL_MS,
             ],
-            extra_keys=(self._keys.receipt(token),),
+            extra_keys=(self._keys.receipt(token).encode(),),
         )
         if not reply:
             return None
@@ -220,10 +267,9 @@ class RedisSession(BaseSession):
 
     async def _delete(self) -> bool:
         """Clear the session; True if it existed."""
-        return bool(await self._run_retrying(scripts.CLEAR, [self._keys.member]))
+        return bool(await self._run_retrying(scripts.CLEAR, [self._member]))
 
     async def _replace(self, encoded: list[bytes], metadata: Mapping[str, str] | None) -> None:
-        max_items = self._options.max_items
         pairs: list[str] = []
         if metadata is not None:
             for key, value in metadata.items():
@@ -231,10 +277,10 @@ class RedisSession(BaseSession):
         await self._run_retrying(
             scripts.REPLACE,
             [
-                self._keys.member,
+                self._member,
                 self._id_bytes,
                 self._ttl_arg,
-                "" if max_items is None else max_items,
+                self._max_items_arg,
                 "1" if metadata is not None else "0",
                 len(pairs) // 2,
                 *pairs,
@@ -271,11 +317,11 @@ class RedisSession(BaseSession):
             flat += [key, value]
         await self._run_retrying(
             scripts.METADATA,
-            [self._keys.member, self._id_bytes, self._ttl_arg, len(set_pairs), *flat, *remove],
+            [self._member, self._id_bytes, self._ttl_arg, len(set_pairs), *flat, *remove],
         )
 
     async def _touch(self) -> bool:
-        return bool(await self._run_retrying(scripts.TOUCH, [self._keys.member, self._ttl_arg]))
+        return bool(await self._run_retrying(scripts.TOUCH, [self._member, self._ttl_arg]))
 
     async def _release(self) -> None:
         if self._owns_source:

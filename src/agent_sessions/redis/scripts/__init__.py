@@ -34,7 +34,7 @@ class LuaScript:
         self.sha = hashlib.sha1(source.encode("utf-8")).hexdigest()
 
     async def __call__(
-        self, client: AnyRedis, keys: Sequence[str], args: Sequence[EncodableArg]
+        self, client: AnyRedis, keys: Sequence[str | bytes], args: Sequence[EncodableArg]
     ) -> Any:
         try:
             return await client.evalsha(self.sha, len(keys), *keys, *args)
@@ -51,7 +51,6 @@ def load_script(name: str, prelude: str | None = "_common.lua") -> LuaScript:
 
 
 APPEND = load_script("append")
-READ = load_script("read")
 POP = load_script("pop")
 CLEAR = load_script("clear")
 REPLACE = load_script("replace")

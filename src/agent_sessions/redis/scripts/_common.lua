@@ -24,8 +24,11 @@ end
 
 -- Record a write: creation time once, update time, the index entry and the deadline.
 local function mark_written(member, session_id, now, ttl_ms)
-  redis.call('HSETNX', META, 'created', now)
-  redis.call('HSET', META, 'updated', now, 'id', session_id)
+  if redis.call('HSETNX', META, 'created', now) == 1 then
+    redis.call('HSET', META, 'updated', now, 'id', session_id)
+  else
+    redis.call('HSET', META, 'updated', now)
+  end
   redis.call('ZADD', INDEX, now, member)
   set_deadline(member, now, ttl_ms)
 end

@@ -1,13 +1,20 @@
--- ARGV: member, session_id, token, token_ttl_ms, ttl_ms, max_items, item...
+-- ARGV: member, session_id, token, token_ttl_ms, ttl_ms, max_items, prune ('1' or '0'), item...
 -- Appends the items unless the batch token was already applied. Returns 1, or 0 for a repeat.
 local member, session_id, token = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
-redis.call('ZREMRANGEBYSCORE', TOKENS, '-inf', now)
-if redis.call('ZSCORE', TOKENS, token) then
-  return 0
+local token_deadline = now + tonumber(ARGV[4])
+if redis.call('ZADD', TOKENS, 'NX', token_deadline, token) == 0 then
+  -- Seen before: a repeat, unless that sighting has expired (a reused idempotency key).
+  if tonumber(redis.call('ZSCORE', TOKENS, token)) > now then
+    return 0
+  end
+  redis.call('ZADD', TOKENS, token_deadline, token)
 end
-redis.call('ZADD', TOKENS, now + tonumber(ARGV[4]), token)
-push_all(7)
+if ARGV[7] == '1' then
+  -- Forgetting expired tokens is amortized: the caller asks for it on a fraction of appends.
+  redis.call('ZREMRANGEBYSCORE', TOKENS, '-inf', now)
+end
+push_all(8)
 trim(ARGV[6])
 mark_written(member, session_id, now, ARGV[5])
 return 1

@@ -1,0 +1,364 @@
+"""`SQLiteSession`: the SDK's tables, one transaction per operation, off the event loop."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+from ..errors import ConfigurationError
+from ..info import SessionInfo
+from ..items import DEFAULT_MAX_ITEM_BYTES, decode_item
+from ..options import OnCorrupt, SessionOptions
+from ..session import BaseSession, PopResult, RawItem, Snapshot
+from .connection import (
+    ConnectionWorker,
+    as_db_path,
+    is_memory_path,
+    now_ms,
+    parse_sqlite_url,
+    shared_worker,
+    transaction,
+)
+from .schema import Schema
+
+__all__ = ["SQLiteSession"]
+
+T = TypeVar("T")
+
+# Rows fetched at a time while pop looks for the newest decodable item.
+_POP_BATCH = 32
+
+
+def new_worker(path: str, schema: Schema) -> ConnectionWorker:
+    """A retained worker: private for an in-memory database, the process's shared one else."""
+    if is_memory_path(path):
+        return ConnectionWorker(path, schema)
+    return shared_worker(path, schema)
+
+
+class SQLiteSession(BaseSession):
+    """A session in a SQLite file, in the tables of the SDK's own `SQLiteSession`.
+
+    Each operation is one transaction run on a connection's worker thread; writes begin
+    IMMEDIATE, so concurrent processes on one file neither lose nor interleave batches.
+    With the default `":memory:"` the session has a private in-memory database, as the SDK's.
+    `close()` takes effect at once and may be awaited or not.
+    """
+
+    kind = "SQLiteSession"
+
+    def __init__(
+        self,
+        session_id: str,
+        db_path: str | os.PathLike[str] = ":memory:",
+        *,
+        ttl: float | None = None,
+        refresh_ttl_on_read: bool = True,
+        max_turns: int | None = None,
+        max_items: int | None = None,
+        session_settings: Any = None,
+        on_corrupt: OnCorrupt = "skip",
+        max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES,
+        sessions_table: str = "agent_sessions",
+        messages_table: str = "agent_messages",
+    ) -> None:
+        options = SessionOptions(
+            ttl=ttl,
+            refresh_ttl_on_read=refresh_ttl_on_read,
+            max_turns=max_turns,
+            max_items=max_items,
+            session_settings=session_settings,
+            on_corrupt=on_corrupt,
+            max_item_bytes=max_item_bytes,
+        )
+        path = as_db_path(db_path)
+        schema = Schema(sessions_table, messages_table)
+        super().__init__(session_id, options)  # validates before a worker is retained
+        self._attach(path, new_worker(path, schema), owns=True, store=None)
+
+    def _attach(self, db_path: str, worker: ConnectionWorker, *, owns: bool, store: object) -> None:
+        self.db_path = db_path
+        self._worker = worker
+        self._schema = worker.schema
+        # A store's sessions keep the store alive: its finalizer would close their worker.
+        self._store = store
+        self._owns_worker = owns
+        # Releases our reference to the worker exactly once: at close(), or when a session
+        # nobody closed is garbage-collected or the interpreter exits (code written for the
+        # SDK often never closes its sessions).
+        self._finalizer: Callable[[], Any] | None = (
+            weakref.finalize(self, worker.release) if owns else None
+        )
+
+    @classmethod
+    def _from_parts(
+        cls,
+        session_id: str,
+        db_path: str,
+        worker: ConnectionWorker,
+        options: SessionOptions,
+        *,
+        owns: bool,
+        store: object = None,
+    ) -> SQLiteSession:
+        """A session over an existing worker (stores and fork use this; no I/O)."""
+        session = cls.__new__(cls)
+        BaseSession.__init__(session, session_id, options)
+        session._attach(db_path, worker, owns=owns, store=store)
+        return session
+
+    @classmethod
+    def from_url(cls, session_id: str, url: str, **options: Any) -> SQLiteSession:
+        """A session on the database a `sqlite://` URL names; keyword options win.
+
+        `sqlite://` gives the session a private in-memory database.
+        """
+        parsed = parse_sqlite_url(url)
+        merged: dict[str, Any] = {
+            **parsed.session_options,
+            **parsed.table_options,
+            **options,
+        }
+        unknown = sorted(
+            set(merged) - SessionOptions.names() - {"sessions_table", "messages_table"}
+        )
+        if unknown:
+            raise ConfigurationError(f"unknown session option(s): {', '.join(unknown)}")
+        return cls(session_id, parsed.path, **merged)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(session_id={self.session_id!r}, db_path={self.db_path!r}, "
+            f"ttl={self.ttl!r})"
+        )
+
+    @property
+    def sessions_table(self) -> str:
+        return self._schema.sessions_table
+
+    @property
+    def messages_table(self) -> str:
+        return self._schema.messages_table
+
+    async def _run(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._worker.run(job, self.kind)
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def close(self) -> Awaitable[None]:
+        """Close now; awaiting the result is optional (the SDK's `close()` is synchronous).
+
+        A session handed out by a store leaves the store's connection open.
+        """
+        if not self._closed:
+            self._closed = True
+            self._release_now()
+        return self._done()
+
+    def _release_now(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer()
+
+    async def _release(self) -> None:
+        self._release_now()
+
+    # -- storage primitives ----------------------------------------------------------------
+
+    async def _read_tail(self, count: int | None) -> tuple[list[RawItem], int]:
+        schema, sid = self._schema, self.session_id
+        ttl_ms = self._options.ttl_ms
+        refresh = ttl_ms is not None and self._options.refresh_ttl_on_read
+
+        def job(conn: sqlite3.Connection) -> tuple[list[RawItem], int]:
+            with transaction(conn, write=refresh):
+                now = now_ms()
+                state = schema.live_state(conn, sid, now)
+                if state is None:
+                    return [], 0
+                if count is None:
+                    raws: list[RawItem] = [r for (r,) in conn.execute(schema.select_all, (sid,))]
+                else:
+                    raws = [r for (r,) in conn.execute(schema.select_tail, (sid, count))]
+                    raws.reverse()
+                if refresh:
+                    assert ttl_ms is not None
+                    schema.set_expiry(conn, sid, now + ttl_ms)
+                return raws, state.item_count
+
+        return await self._run(job)
+
+    async def _append(self, encoded: list[bytes], token: str, token_ttl_ms: int) -> bool:
+        schema, sid = self._schema, self.session_id
+        ttl_ms, max_items = self._options.ttl_ms, self._options.max_items
+
+        def job(conn: sqlite3.Connection) -> bool:
+            with transaction(conn, write=True):
+                now = now_ms()  # read under the write lock: update times never go backwards
+                state = schema.prepare_write(conn, sid, now)
+                if state is not None and schema.token_seen(conn, sid, token, now):
+                    return False
+                schema.mark_written(conn, sid, now, ttl_ms)
+                schema.record_token(conn, sid, token, now, now + token_ttl_ms)
+                schema.insert_messages(conn, sid, encoded)
+                if max_items is not None:
+                    conn.execute(schema.trim, (sid, max_items))
+                return True
+
+        return await self._run(job)
+
+    async def _pop(self, skip_corrupt: bool) -> PopResult | None:
+        schema, sid = self._schema, self.session_id
+        ttl_ms = self._options.ttl_ms
+
+        def job(conn: sqlite3.Connection) -> PopResult | None:
+            with transaction(conn, write=True):
+                now = now_ms()
+                state = schema.live_state(conn, sid, now)
+                if state is None:
+                    return None
+                cursor = conn.execute(schema.select_newest_first, (sid,))
+                offset = 0
+                try:
+                    while rows := cursor.fetchmany(_POP_BATCH):
+                        for row_id, raw in rows:
+                            position = state.item_count - 1 - offset
+                            offset += 1
+                            try:
+                                decode_item(raw)
+                            except (ValueError, TypeError):
+                                if skip_corrupt:
+                                    continue  # left in place for inspection
+                                return PopResult(raw=raw, position=position, corrupt=True)
+                            cursor.close()
+                            conn.execute(schema.delete_message, (row_id,))
+                            schema.mark_written(conn, sid, now, ttl_ms)
+                            return PopResult(raw=raw, position=position)
+                finally:
+                    cursor.close()
+                return None
+
+        return await self._run(job)
+
+    async def _clear(self) -> None:
+        schema, sid = self._schema, self.session_id
+
+        def job(conn: sqlite3.Connection) -> None:
+            with transaction(conn, write=True):
+                schema.delete_session_rows(conn, sid)
+
+        await self._run(job)
+
+    async def _replace(self, encoded: list[bytes], metadata: Mapping[str, str] | None) -> None:
+        schema, sid = self._schema, self.session_id
+        ttl_ms, max_items = self._options.ttl_ms, self._options.max_items
+        pairs = None if metadata is None else dict(metadata)
+
+        def job(conn: sqlite3.Connection) -> None:
+            with transaction(conn, write=True):
+                now = now_ms()
+                schema.prepare_write(conn, sid, now)
+                schema.mark_written(conn, sid, now, ttl_ms)
+                conn.execute(schema.delete_messages, (sid,))
+                if pairs is not None:
+                    schema.replace_metadata(conn, sid, pairs)
+                schema.insert_messages(conn, sid, encoded)
+                if max_items is not None:
+                    conn.execute(schema.trim, (sid, max_items))
+
+        await self._run(job)
+
+    async def _snapshot(self) -> Snapshot | None:
+        schema, sid = self._schema, self.session_id
+
+        def job(conn: sqlite3.Connection) -> Snapshot | None:
+            with transaction(conn, write=False):
+                if schema.live_state(conn, sid, now_ms()) is None:
+                    return None
+                raws: list[RawItem] = [r for (r,) in conn.execute(schema.select_all, (sid,))]
+                return Snapshot(raws=raws, metadata=schema.metadata(conn, sid))
+
+        return await self._run(job)
+
+    async def _info(self) -> SessionInfo | None:
+        schema, sid = self._schema, self.session_id
+
+        def job(conn: sqlite3.Connection) -> SessionInfo | None:
+            with transaction(conn, write=False):
+                return schema.info(conn, sid, now_ms())
+
+        return await self._run(job)
+
+    async def _update_metadata(self, set_pairs: dict[str, str], remove: list[str]) -> None:
+        schema, sid = self._schema, self.session_id
+        ttl_ms = self._options.ttl_ms
+
+        def job(conn: sqlite3.Connection) -> None:
+            with transaction(conn, write=True):
+                now = now_ms()
+                if schema.prepare_write(conn, sid, now) is None and not set_pairs:
+                    return  # removing keys from an absent session creates nothing
+                schema.mark_written(conn, sid, now, ttl_ms)
+                conn.executemany(
+                    schema.set_metadata, ((sid, key, value) for key, value in set_pairs.items())
+                )
+                conn.executemany(schema.delete_metadata_key, ((sid, key) for key in remove))
+
+        await self._run(job)
+
+    async def _touch(self) -> bool:
+        schema, sid = self._schema, self.session_id
+        ttl_ms = self._options.ttl_ms
+
+        def job(conn: sqlite3.Connection) -> bool:
+            with transaction(conn, write=True):
+                now = now_ms()
+                if schema.live_state(conn, sid, now) is None:
+                    return False
+                schema.set_expiry(conn, sid, None if ttl_ms is None else now + ttl_ms)
+                return True
+
+        return await self._run(job)
+
+    # -- the session lock -------------------------------------------------------------------
+
+    async def _lock_acquire(self, token: str, lease_ms: int) -> bool:
+        schema, sid = self._schema, self.session_id
+
+        def job(conn: sqlite3.Connection) -> bool:
+            with transaction(conn, write=True):
+                return schema.lock_acquire(conn, sid, token, now_ms(), lease_ms)
+
+        return await self._run(job)
+
+    async def _lock_renew(self, token: str, lease_ms: int) -> bool:
+        schema, sid = self._schema, self.session_id
+
+        def job(conn: sqlite3.Connection) -> bool:
+            with transaction(conn, write=True):
+                return schema.lock_renew(conn, sid, token, now_ms(), lease_ms)
+
+        return await self._run(job)
+
+    async def _lock_release(self, token: str) -> bool:
+        schema, sid = self._schema, self.session_id
+
+        def job(conn: sqlite3.Connection) -> bool:
+            with transaction(conn, write=True):
+                return schema.lock_release(conn, sid, token, now_ms())
+
+        return await self._run(job)
+
+    def _sibling(self, session_id: str) -> SQLiteSession:
+        worker = self._worker
+        if self._owns_worker and worker.retain():
+            # A fork outlives its source: it holds its own reference to the connection (for
+            # an in-memory database, the only one that reaches the data).
+            return type(self)._from_parts(
+                session_id, self.db_path, worker, self._options, owns=True
+            )
+        return type(self)._from_parts(
+            session_id, self.db_path, worker, self._options, owns=False, store=self._store
+        )

@@ -1,0 +1,237 @@
+"""`SQLiteStore`: one connection (and its worker thread) shared by every session it hands out."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from ..errors import ConfigurationError
+from ..info import SessionInfo, SessionPage
+from ..options import SessionOptions, validate_session_id
+from ..store import BaseStore, decode_cursor, encode_cursor
+from .connection import (
+    ConnectionWorker,
+    as_db_path,
+    is_memory_path,
+    now_ms,
+    parse_sqlite_url,
+    transaction,
+)
+from .schema import Schema, StateRow
+from .session import SQLiteSession
+
+__all__ = ["SQLiteStore", "open_sqlite_store"]
+
+T = TypeVar("T")
+
+# Bound parameters per statement when fetching a page's metadata (SQLite allows 32766).
+_IN_CHUNK = 500
+
+
+class SQLiteStore(BaseStore):
+    """Sessions in one SQLite database, sharing one connection and the store's defaults.
+
+    `db_path=":memory:"` is one in-memory database for every session of this store. Closing
+    the store closes the connection; sessions it handed out stop working then.
+    """
+
+    kind = "SQLiteStore"
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str],
+        *,
+        sessions_table: str = "agent_sessions",
+        messages_table: str = "agent_messages",
+        **options: Any,
+    ) -> None:
+        super().__init__()
+        self._options = SessionOptions.from_mapping(options)
+        self.db_path = as_db_path(db_path)
+        self._schema = Schema(sessions_table, messages_table)
+        # A private worker, not the process-wide one of standalone sessions: closing the
+        # store must stop its sessions whoever else has the file open.
+        path = self.db_path if is_memory_path(self.db_path) else os.path.abspath(self.db_path)
+        self._worker = ConnectionWorker(path, self._schema)
+        self._finalizer = weakref.finalize(self, self._worker.release)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.db_path!r}, "
+            f"sessions_table={self._schema.sessions_table!r}, "
+            f"messages_table={self._schema.messages_table!r})"
+        )
+
+    @property
+    def options(self) -> SessionOptions:
+        """The defaults every session of this store starts from."""
+        return self._options
+
+    @property
+    def sessions_table(self) -> str:
+        return self._schema.sessions_table
+
+    @property
+    def messages_table(self) -> str:
+        return self._schema.messages_table
+
+    async def _run(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        self._check_open()
+        return await self._worker.run(job, self.kind)
+
+    def session(self, session_id: str, **overrides: Any) -> SQLiteSession:
+        """A session on this store's connection with its defaults (`overrides` win); no I/O.
+
+        Closing it leaves the store open. An unknown option raises `ConfigurationError`.
+        """
+        self._check_open()
+        options = self._options.replace(**overrides) if overrides else self._options
+        return SQLiteSession._from_parts(
+            session_id, self.db_path, self._worker, options, owns=False, store=self
+        )
+
+    async def get_info(self, session_id: str) -> SessionInfo | None:
+        """The session's `SessionInfo`, or None when it does not exist (or has expired)."""
+        validate_session_id(session_id)
+        schema = self._schema
+
+        def job(conn: sqlite3.Connection) -> SessionInfo | None:
+            with transaction(conn, write=False):
+                return schema.info(conn, session_id, now_ms())
+
+        return await self._run(job)
+
+    async def list_sessions(
+        self,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> SessionPage:
+        """One page of live sessions, most recently updated first (ties: id descending).
+
+        `metadata` keeps sessions having every given pair. Paging is by keyset, so a session
+        not written while paging is listed exactly once. `next_cursor` is None on the last page.
+        """
+        wanted = self._check_page_args(limit, metadata)
+        after = decode_cursor(cursor) if cursor is not None else None
+        schema = self._schema
+        st, md = schema.state_table, schema.metadata_table
+
+        where = [schema.live]
+        params: dict[str, Any] = {"now": 0, "limit": limit + 1}
+        if after is not None:
+            where.append("(updated_ms, session_id) < (:after_ms, :after_id)")
+            params["after_ms"], params["after_id"] = after
+        for index, (key, value) in enumerate(wanted.items()):
+            where.append(
+                f"EXISTS (SELECT 1 FROM {md} WHERE {md}.session_id = {st}.session_id "
+                f"AND key = :key{index} AND value = :value{index})"
+            )
+            params[f"key{index}"], params[f"value{index}"] = key, value
+        query = (
+            f"SELECT session_id, created_ms, updated_ms, expires_ms, item_count FROM {st} "
+            f"WHERE {' AND '.join(where)} "
+            "ORDER BY updated_ms DESC, session_id DESC LIMIT :limit"
+        )
+
+        def job(conn: sqlite3.Connection) -> SessionPage:
+            with transaction(conn, write=False):
+                params["now"] = now_ms()
+                rows = conn.execute(query, params).fetchall()
+                page, more = rows[:limit], len(rows) > limit
+                ids = [row[0] for row in page]
+                found: dict[str, dict[str, str]] = {sid: {} for sid in ids}
+                for start in range(0, len(ids), _IN_CHUNK):
+                    chunk = ids[start : start + _IN_CHUNK]
+                    marks = ", ".join("?" * len(chunk))
+                    for sid, key, value in conn.execute(
+                        f"SELECT session_id, key, value FROM {md} WHERE session_id IN ({marks})",
+                        chunk,
+                    ):
+                        found[sid][key] = value
+            sessions = [
+                schema.session_info(row[0], StateRow(*row[1:]), found[row[0]]) for row in page
+            ]
+            last = page[-1] if page else None
+            next_cursor = encode_cursor(last[2], last[0]) if more and last else None
+            return SessionPage(sessions=sessions, next_cursor=next_cursor)
+
+        return await self._run(job)
+
+    async def count_sessions(self) -> int:
+        """The number of live sessions."""
+        schema = self._schema
+
+        def job(conn: sqlite3.Connection) -> int:
+            row = conn.execute(schema.count_live, {"now": now_ms()}).fetchone()
+            return int(row[0])
+
+        return await self._run(job)
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Delete the session's rows; True if it existed (and had not expired)."""
+        validate_session_id(session_id)
+        schema = self._schema
+
+        def job(conn: sqlite3.Connection) -> bool:
+            with transaction(conn, write=True):
+                existed = schema.live_state(conn, session_id, now_ms()) is not None
+                schema.delete_session_rows(conn, session_id)
+                return existed
+
+        return await self._run(job)
+
+    async def purge_expired(self) -> int:
+        """Delete the rows of every expired session (and lapsed batch tokens and locks).
+
+        Returns how many sessions it removed.
+        """
+        schema = self._schema
+
+        def job(conn: sqlite3.Connection) -> int:
+            with transaction(conn, write=True):
+                now = now_ms()
+                expired = [sid for (sid,) in conn.execute(schema.select_expired, (now,))]
+                for sid in expired:
+                    schema.delete_session_rows(conn, sid)
+                conn.execute(schema.prune_all_tokens, (now,))
+                conn.execute(schema.prune_all_locks, (now,))
+                return len(expired)
+
+        return await self._run(job)
+
+    async def ping(self) -> bool:
+        """True when the database answers (opening it, and installing the schema, if needed)."""
+
+        def job(conn: sqlite3.Connection) -> bool:
+            return bool(conn.execute("SELECT 1").fetchone() == (1,))
+
+        try:
+            return await self._run(job)
+        except sqlite3.Error:
+            return False
+
+    async def _release(self) -> None:
+        self._finalizer()
+
+
+def open_sqlite_store(url: str, **options: Any) -> SQLiteStore:
+    """The store a `sqlite://` URL names; keyword options override query parameters.
+
+    `sqlite:///relative.db`, `sqlite:////abs/path.db`, and `sqlite://` (or
+    `sqlite:///:memory:`): one in-memory database shared by every session of the store.
+    An unknown option or a malformed URL raises `ConfigurationError`.
+    """
+    parsed = parse_sqlite_url(url)
+    merged: dict[str, Any] = {**parsed.session_options, **parsed.table_options, **options}
+    tables = {
+        name: merged.pop(name) for name in ("sessions_table", "messages_table") if name in merged
+    }
+    unknown = sorted(set(merged) - SessionOptions.names())
+    if unknown:
+        raise ConfigurationError(f"unknown option(s) for a SQLite store: {', '.join(unknown)}")
+    return SQLiteStore(parsed.path, **tables, **merged)
