@@ -19,7 +19,7 @@ from agents.memory.session_settings import SessionSettings, coerce_session_setti
 
 from .errors import ConfigurationError, CorruptItemError, InvalidItemError, SessionClosedError
 from .info import SessionInfo
-from .items import decode_item, encode_items
+from .items import decode_item, decode_items_fast, encode_items
 from .lock import SessionLock
 from .options import SessionOptions, validate_session_id
 from .window import first_turns_end, last_turns_start
@@ -174,6 +174,9 @@ class BaseSession(ABC):
 
     def _decode(self, raws: Sequence[RawItem], first_position: int) -> tuple[list[Any], int]:
         """Decode stored items; returns (items, how many corrupt ones were skipped)."""
+        fast = decode_items_fast(raws) if len(raws) > 8 else None
+        if fast is not None:
+            return fast, 0
         items: list[Any] = []
         skipped = 0
         for offset, raw in enumerate(raws):

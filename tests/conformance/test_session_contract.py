@@ -595,6 +595,16 @@ async def test_corrupt_item_is_skipped_logged_and_kept(
     assert info is not None and info.item_count == 3  # still stored, for inspection
 
 
+@pytest.mark.parametrize("raw", ['{"role":"user"},{"content":"x"}', '{"a":"}', "{not json}"])
+async def test_corrupt_item_in_a_long_history_is_skipped(backend: Backend, raw: str) -> None:
+    session = backend.session()
+    await session.add_items([user(str(n)) for n in range(10)])
+    await backend.inject_raw(session, raw)
+    await session.add_items([user(str(n)) for n in range(10, 20)])
+    assert await session.get_items() == [user(str(n)) for n in range(20)]
+    assert len(await session.get_items(limit=15)) == 15
+
+
 async def test_limit_counts_valid_items_only(backend: Backend) -> None:
     session = backend.session()
     await session.add_items([user("a"), user("b")])
