@@ -95,9 +95,16 @@ class DroppingProxy:
         up_writer.transport.abort()
 
     def close(self) -> None:
-        def stop() -> None:
+        async def stop() -> None:
             self._server.close()
+            # Open connections are cancelled, not abandoned: a loop collected with pending
+            # tasks logs "Task was destroyed but it is pending!".
+            current = asyncio.current_task()
+            tasks = [task for task in asyncio.all_tasks() if task is not current]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             self._loop.stop()
 
-        self._loop.call_soon_threadsafe(stop)
+        asyncio.run_coroutine_threadsafe(stop(), self._loop)
         self._thread.join(5)

@@ -57,6 +57,9 @@ class SessionLock:
         self._renewer: asyncio.Task[None] | None = None
         self._lost = False
         self._held = False
+        # Until when (event-loop clock) the lease is known to hold: measured from before the
+        # request that took or renewed it, so it never overestimates.
+        self._valid_until = 0.0
 
     @property
     def held(self) -> bool:
@@ -69,7 +72,11 @@ class SessionLock:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         delay = 0.005
-        while not await self._acquire(self._token, self._lease_ms):
+        while True:
+            sent_at = loop.time()
+            if await self._acquire(self._token, self._lease_ms):
+                self._valid_until = sent_at + self.lease
+                break
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise LockTimeoutError(
@@ -83,9 +90,11 @@ class SessionLock:
         return self
 
     async def _keep_lease(self) -> None:
+        loop = asyncio.get_running_loop()
         interval = self.lease / 3
         while True:
             await asyncio.sleep(interval)
+            sent_at = loop.time()
             try:
                 still_ours = await self._renew(self._token, self._lease_ms)
             except Exception:  # a failed renewal is retried at the next tick
@@ -95,6 +104,7 @@ class SessionLock:
                 self._lost = True
                 logger.warning("lock on session %r was lost (lease lapsed)", self.session_id)
                 return
+            self._valid_until = sent_at + self.lease
 
     async def __aexit__(
         self,
@@ -108,8 +118,11 @@ class SessionLock:
                 await self._renewer
             self._renewer = None
         self._held = False
+        lease_held = asyncio.get_running_loop().time() < self._valid_until
         released = await self._release(self._token)
-        if (self._lost or not released) and exc_type is None:
+        # Nothing to release while the lease still held means a resent release (its first
+        # run's reply was lost) found its own work done, not that the lock was lost.
+        if (self._lost or not (released or lease_held)) and exc_type is None:
             raise LockLostError(
                 f"lock on session {self.session_id!r} was lost while held: its lease "
                 f"({self.lease} s) lapsed and another holder may have run meanwhile"

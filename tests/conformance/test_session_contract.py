@@ -461,6 +461,24 @@ async def test_repeated_idempotency_key_is_a_no_op(backend: Backend) -> None:
     assert await session.get_items() == turn(0) + turn(1)
 
 
+async def test_an_idempotency_key_outlives_a_clear(backend: Backend) -> None:
+    session = backend.session()
+    await session.add_items(turn(0), idempotency_key="turn-0")
+    await session.clear_session()
+    await session.add_items(turn(0), idempotency_key="turn-0")  # a late resend
+    assert await session.get_items() == []
+    await session.add_items(turn(1), idempotency_key="turn-1")
+    assert await session.get_items() == turn(1)
+
+
+async def test_an_idempotency_key_outlives_the_sessions_ttl(backend: Backend) -> None:
+    session = backend.session(ttl=0.3)
+    await session.add_items(turn(0), idempotency_key="turn-0")
+    await asyncio.sleep(0.6)
+    await session.add_items(turn(0), idempotency_key="turn-0")  # resent after expiry
+    assert await session.get_info() is None
+
+
 async def test_idempotency_keys_are_per_session(backend: Backend) -> None:
     first, second = backend.session(), backend.session()
     await first.add_items([user("a")], idempotency_key="k")

@@ -159,10 +159,20 @@ async def test_ttl_sets_one_deadline_on_every_key(client: aioredis.Redis) -> Non
     await session.add_items([user("a")])
     await session.update_metadata({"k": "v"})
     keys = session._keys
-    deadlines = [await client.pexpiretime(k) for k in (keys.items, keys.meta, keys.tokens)]
+    deadlines = [await client.pexpiretime(k) for k in (keys.items, keys.meta)]
     assert len(set(deadlines)) == 1 and deadlines[0] > 0
     score = await client.zscore(keys.bucket.expiry, keys.member)
     assert score == deadlines[0]
+
+
+async def test_batch_tokens_live_as_long_as_their_longest_token(client: aioredis.Redis) -> None:
+    session = RedisSession(unique_id(), client=client, ttl=100)
+    await session.add_items([user("a")], idempotency_key="k")
+    await session.add_items([user("b")])  # an automatic token, shorter-lived
+    keys = session._keys
+    longest = max(score for _, score in await client.zrange(keys.tokens, 0, -1, withscores=True))
+    assert await client.pexpiretime(keys.tokens) == longest
+    assert longest > await client.pexpiretime(keys.meta)  # 24 h, beyond the session's TTL
 
 
 async def test_write_without_ttl_removes_every_deadline(client: aioredis.Redis) -> None:
@@ -171,7 +181,7 @@ async def test_write_without_ttl_removes_every_deadline(client: aioredis.Redis) 
     session = RedisSession(session_id, client=client)
     await session.add_items([user("b")])
     keys = session._keys
-    assert [await client.pttl(k) for k in (keys.items, keys.meta, keys.tokens)] == [-1] * 3
+    assert [await client.pttl(k) for k in (keys.items, keys.meta)] == [-1] * 2
     assert await client.zscore(keys.bucket.expiry, keys.member) is None
 
 

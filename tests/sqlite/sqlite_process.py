@@ -15,7 +15,7 @@ from collections.abc import Callable
 from multiprocessing.context import ForkServerContext
 from typing import Any
 
-from agent_sessions.sqlite import SQLiteSession
+from agent_sessions.sqlite import SQLiteSession, SQLiteStore
 
 SESSION_ID = "shared"
 
@@ -77,3 +77,19 @@ def run_together(work: Callable[..., Any], *args_per_child: tuple[Any, ...]) -> 
     assert not errors, "\n".join(errors)
     assert all(process.exitcode == 0 for process in children)
     return outcomes
+
+
+async def count_up(db: str, name: str, cycles: int) -> int:
+    """Under the session's lock, `cycles` times: read the last number, append the next one.
+
+    Returns how many cycles ran. Each child opens a store of its own (its own connection).
+    """
+    async with SQLiteStore(db) as store:
+        session = store.session(SESSION_ID)
+        for _ in range(cycles):
+            async with session.lock(timeout=60):
+                last = await session.get_items(limit=1)
+                value = int(last[0]["content"]) if last else 0
+                await asyncio.sleep(0.002)  # the work between reading and writing
+                await session.add_items([{"role": "user", "content": str(value + 1)}])
+    return cycles

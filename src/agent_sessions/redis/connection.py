@@ -8,22 +8,26 @@ client keeps one client per running loop, all made from the same configuration.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
+import ssl
 import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlunsplit
 
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.exceptions import AuthenticationError
 
 from ..errors import ConfigurationError, SessionClosedError
-from ..urls import mask_url, parse_bool, split_options
+from ..urls import mask_url, parse_bool, split_options, split_userinfo
 
 __all__ = [
     "DEFAULT_REDIS_URL",
@@ -36,15 +40,17 @@ __all__ = [
 ]
 
 AnyRedis: TypeAlias = "aioredis.Redis | RedisCluster"
+_T = TypeVar("_T")
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
 REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
 
-# Query options that go to redis-py's connections (besides every `ssl_*` option).
+# Query options that go to redis-py's connections.
 _INT = int
 _FLOAT = float
 _DRIVER_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "ssl": parse_bool,  # TLS on or off (see `RedisConfig.tls`)
     "db": _INT,
     "socket_timeout": _FLOAT,
     "socket_connect_timeout": _FLOAT,
@@ -65,7 +71,26 @@ _DRIVER_OPTIONS: dict[str, Callable[[str], Any]] = {
     "ssl_ciphers": str,
     "ssl_password": str,
 }
-_STORE_OPTIONS: dict[str, Callable[[str], Any]] = {"max_connections": _INT, "key_prefix": str}
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+_STORE_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "max_connections": _positive_int,
+    "key_prefix": str,
+}
+# What redis-py's RedisCluster takes: it has no **kwargs, so anything else fails at first use.
+_CLUSTER_PARAMETERS = frozenset(inspect.signature(RedisCluster.__init__).parameters) | {
+    "db",  # only 0 (checked), dropped
+    "timeout",  # the pool wait of a standalone store, dropped
+}
+# Schemes with no TLS twin: an `ssl_*` option there turns TLS on, as `rediss://` would.
+_TLS_BY_OPTIONS = ("redis+sentinel", "redis+cluster")
 
 
 @dataclass(frozen=True)
@@ -88,6 +113,20 @@ class RedisConfig:
     def masked_url(self) -> str:
         return mask_url(self.url)
 
+    @property
+    def tls(self) -> bool:
+        """Whether connections use TLS: `rediss://`, `?ssl=true`, or, on `redis+cluster://`
+        and `redis+sentinel://` (which have no TLS scheme of their own), any `ssl_*` option
+        unless `ssl=false`."""
+        explicit = self.driver_options.get("ssl")
+        if explicit is not None:
+            return bool(explicit)
+        if self.scheme == "rediss":
+            return True
+        return self.scheme in _TLS_BY_OPTIONS and any(
+            name.startswith("ssl_") for name in self.driver_options
+        )
+
     def __repr__(self) -> str:
         return f"RedisConfig({self.masked_url!r})"
 
@@ -98,8 +137,7 @@ class RedisConfig:
         write carries a batch token or sets state (see `RedisSession`).
         """
         options: dict[str, Any] = {"retry": default_retry(), **self.driver_options}
-        if self.scheme in ("rediss",) or any(k.startswith("ssl_") for k in options):
-            options.setdefault("ssl", self.scheme == "rediss")
+        options["ssl"] = self.tls
         limit = max_connections or self.store_options.get("max_connections")
         auth: dict[str, Any] = {}
         if self.username is not None:
@@ -112,17 +150,28 @@ class RedisConfig:
             if limit:
                 options["max_connections"] = limit
             nodes = [ClusterNode(host, port) for host, port in self.hosts]
-            return RedisCluster(startup_nodes=nodes, **auth, **options)
+            cluster_class = BlockingRedisCluster if blocking else RedisCluster
+            return cluster_class(startup_nodes=nodes, **auth, **options)
         if self.scheme == "redis+sentinel":
-            sentinel_auth = dict(auth)
+            wait = options.pop("timeout", None)
             sentinel = Sentinel(  # type: ignore[no-untyped-call]
                 list(self.hosts),
-                sentinel_kwargs={**sentinel_auth, **_socket_only(options)},
+                # One try per sentinel: the master's connection retries discovery (with
+                # backoff), and an unreachable sentinel must not cost seconds of redis-py's
+                # own retries on every one of those attempts.
+                sentinel_kwargs={**auth, **_socket_only(options), "retry": Retry(NoBackoff(), 0)},
                 **auth,
                 **options,
             )
+            master: dict[str, Any] = {"db": self.db}
+            if limit:
+                master["max_connections"] = limit
+            if blocking:
+                master["connection_pool_class"] = BlockingSentinelConnectionPool
+                if wait is not None:
+                    master["timeout"] = wait
             assert self.service_name is not None
-            return sentinel.master_for(self.service_name, db=self.db)
+            return sentinel.master_for(self.service_name, **master)
         pool_class = aioredis.BlockingConnectionPool if blocking else aioredis.ConnectionPool
         pool_options: dict[str, Any] = {**options, **auth, "db": self.db}
         if not blocking:
@@ -143,9 +192,91 @@ class RedisConfig:
         return aioredis.Redis.from_pool(pool)
 
 
+# Set while a task runs a command or pipeline of a `BlockingRedisCluster`: what that command
+# runs in turn (redirections, fallbacks) must not wait for a second slot, or it could wait
+# for itself.
+_IN_CLUSTER_SLOT: ContextVar[bool] = ContextVar("agent_sessions_in_cluster_slot", default=False)
+
+
+class BlockingRedisCluster(RedisCluster):
+    """A cluster client whose callers beyond `max_connections` commands in flight wait for
+    one to finish, as on a standalone store's blocking pool. redis-py's cluster nodes raise
+    `MaxConnectionsError` instead; with at most `max_connections` commands and pipelines in
+    flight, no node ever needs more connections than that."""
+
+    def __init__(self, *, max_connections: int = 64, **kwargs: Any) -> None:
+        super().__init__(max_connections=max_connections, **kwargs)
+        self._slots = asyncio.Semaphore(max_connections)
+
+    async def _in_slot(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        if _IN_CLUSTER_SLOT.get():
+            return await call()
+        async with self._slots:
+            token = _IN_CLUSTER_SLOT.set(True)
+            try:
+                return await call()
+            finally:
+                _IN_CLUSTER_SLOT.reset(token)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._in_slot(
+            lambda: super(BlockingRedisCluster, self).execute_command(*args, **kwargs)
+        )
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)  # redis-py refuses it
+        return _BlockingClusterPipeline(self, transaction)  # type: ignore[abstract]
+
+
+class _BlockingClusterPipeline(ClusterPipeline):
+    cluster_client: BlockingRedisCluster
+
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        return await self.cluster_client._in_slot(
+            lambda: ClusterPipeline.execute(self, raise_on_error, allow_redirections)
+        )
+
+
+class BlockingSentinelConnectionPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """The master's pool of a Sentinel store: beyond `max_connections`, callers wait for a
+    free connection (as on a standalone store) instead of failing with `MaxConnectionsError`."""
+
+
+class _Retry(Retry):
+    """Retries that give up at once on what a retry cannot fix: a server certificate the
+    client refuses (wrong CA, wrong host name) or a refused password (redis-py's
+    `AuthenticationError` is a `ConnectionError`) fails the same way every time."""
+
+    async def call_with_retry(
+        self, do: Callable[[], Awaitable[Any]], fail: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        # redis-py stops retrying when `fail` raises; its signature varies across versions.
+        async def fail_fast(error: Exception, *rest: Any) -> None:
+            outcome = fail(error, *rest)
+            if inspect.isawaitable(outcome):
+                await outcome
+            if isinstance(error, AuthenticationError) or _certificate_refused(error):
+                raise error
+
+        return await super().call_with_retry(do, fail_fast, *args, **kwargs)
+
+
+def _certificate_refused(error: BaseException) -> bool:
+    seen: BaseException | None = error
+    for _ in range(8):  # redis-py raises its ConnectionError while handling the SSL error
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def default_retry() -> Retry:
-    """Retries of clients the library opens: a few, quickly, long enough for a failover."""
-    return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 5)
+    """Retries of clients the library opens: a few, quickly, long enough for a failover;
+    none when the server's certificate is refused."""
+    return _Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 5)
 
 
 def _socket_only(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -183,10 +314,15 @@ def parse_redis_url(url: str) -> RedisConfig:
     scheme = url.split("://", 1)[0].lower()
     if scheme not in REDIS_SCHEMES:
         raise ConfigurationError(f"unknown Redis URL scheme {scheme!r} in {mask_url(url)!r}")
-    rest = url.split("://", 1)[1]
+    # The userinfo first, as `mask_url` reads it: a password may hold `/`, `#`, `@`.
+    _, userinfo, rest = split_userinfo(url)
     rest, _, query = rest.partition("?")
     rest, _, _fragment = rest.partition("#")
-    params = dict(parse_qsl(query, keep_blank_values=True))
+    pairs = parse_qsl(query, keep_blank_values=True)
+    params = dict(pairs)
+    if len(params) < len(pairs):
+        twice = next(name for name, _ in pairs if sum(n == name for n, _ in pairs) > 1)
+        raise ConfigurationError(f"option {twice!r} given twice in {mask_url(url)!r}")
     session_options, remaining = split_options(params, url)
     driver_options: dict[str, Any] = {}
     store_options: dict[str, Any] = {}
@@ -203,9 +339,7 @@ def parse_redis_url(url: str) -> RedisConfig:
             raise ConfigurationError(
                 f"bad value {text!r} for option {name!r} in {mask_url(url)!r}"
             ) from None
-    userinfo, at, hostpart = rest.rpartition("@")
-    if not at:
-        userinfo, hostpart = "", rest
+    hostpart = rest
     username: str | None = None
     password: str | None = None
     if userinfo:
@@ -219,16 +353,18 @@ def parse_redis_url(url: str) -> RedisConfig:
         path = unquote(hostpart.split("?")[0]) or None
         if not path:
             raise ConfigurationError("a unix:// URL needs a socket path")
-        return RedisConfig(
-            url=url,
-            scheme=scheme,
-            path=path,
-            db=db,
-            username=username,
-            password=password,
-            driver_options=driver_options,
-            session_options=session_options,
-            store_options=store_options,
+        return _check_tls(
+            RedisConfig(
+                url=url,
+                scheme=scheme,
+                path=path,
+                db=db,
+                username=username,
+                password=password,
+                driver_options=driver_options,
+                session_options=session_options,
+                store_options=store_options,
+            )
         )
     netloc, _, path_text = hostpart.partition("/")
     hosts = _parse_hosts(unquote(netloc))
@@ -245,22 +381,46 @@ def parse_redis_url(url: str) -> RedisConfig:
         db = int(segments[0])
     if scheme == "redis+cluster" and db != 0:
         raise ConfigurationError("Redis Cluster has only database 0")
+    if scheme == "redis+cluster":
+        for name in driver_options:
+            if name not in _CLUSTER_PARAMETERS:
+                raise ConfigurationError(
+                    f"option {name!r} is not supported on Redis Cluster in {mask_url(url)!r}"
+                )
     if scheme in ("redis", "rediss") and len(hosts) > 1:
         raise ConfigurationError(
             "several hosts need redis+sentinel:// or redis+cluster://, not " + scheme
         )
-    return RedisConfig(
-        url=url,
-        scheme=scheme,
-        hosts=hosts,
-        db=db,
-        username=username,
-        password=password,
-        service_name=service_name,
-        driver_options=driver_options,
-        session_options=session_options,
-        store_options=store_options,
+    return _check_tls(
+        RedisConfig(
+            url=url,
+            scheme=scheme,
+            hosts=hosts,
+            db=db,
+            username=username,
+            password=password,
+            service_name=service_name,
+            driver_options=driver_options,
+            session_options=session_options,
+            store_options=store_options,
+        )
     )
+
+
+def _check_tls(config: RedisConfig) -> RedisConfig:
+    """Refuse TLS options that would be ignored or contradict the scheme."""
+    if config.scheme == "rediss" and config.driver_options.get("ssl") is False:
+        raise ConfigurationError(f"ssl=false contradicts rediss:// in {config.masked_url!r}")
+    if config.scheme == "unix" and config.tls:
+        raise ConfigurationError(f"no TLS over a unix socket: {config.masked_url!r}")
+    if not config.tls:
+        tls_options = sorted(n for n in config.driver_options if n.startswith("ssl_"))
+        if tls_options:
+            raise ConfigurationError(
+                f"TLS option {tls_options[0]!r} without TLS (use rediss:// or ssl=true) "
+                f"in {config.masked_url!r}"
+            )
+    return config
 
 
 def default_redis_url() -> str:

@@ -6,10 +6,14 @@ import fnmatch
 from types import TracebackType
 from typing import Any
 
+from .connection import parse_redis_url
 from .session import RedisSession
 from .store import RedisStore
 
 __all__ = ["RedisSessionManager"]
+
+#: The proposal's pool size, used when neither the call nor the URL gives one.
+DEFAULT_MAX_CONNECTIONS = 20
 
 
 class RedisSessionManager:
@@ -17,24 +21,30 @@ class RedisSessionManager:
 
     `get_session(id, ttl=0)` means no expiry (not "use the default"); `ttl=None` uses
     `default_ttl`. Everything else is `RedisStore`'s, available as `manager.store`.
+
+    Options left at `None` come from the URL's query (`?max_connections=50&ttl=3600&
+    key_prefix=app`), else the defaults: 20 connections, no expiry, `agent_sessions`.
+    `default_ttl=0` means no expiry, whatever the URL says.
     """
 
     def __init__(
         self,
         redis_url: str = "redis://localhost:6379/0",
         *,
-        max_connections: int = 20,
+        max_connections: int | None = None,
         default_ttl: float | None = None,
-        key_prefix: str = "agent_sessions",
+        key_prefix: str | None = None,
         **session_options: Any,
     ) -> None:
-        self.store = RedisStore.from_url(
-            redis_url,
-            max_connections=max_connections,
-            ttl=default_ttl or None,
-            key_prefix=key_prefix,
-            **session_options,
-        )
+        config = parse_redis_url(redis_url)
+        given: dict[str, Any] = dict(session_options)
+        if default_ttl is not None:
+            given["ttl"] = default_ttl or None
+        if key_prefix is not None:
+            given["key_prefix"] = key_prefix
+        if max_connections is None:
+            max_connections = config.store_options.get("max_connections", DEFAULT_MAX_CONNECTIONS)
+        self.store = RedisStore.from_url(redis_url, max_connections=max_connections, **given)
 
     def __repr__(self) -> str:
         return f"RedisSessionManager({self.store!r})"

@@ -327,17 +327,25 @@ class RedisSession(BaseSession):
         if self._owns_source:
             await self._source.aclose(self.kind)
 
+    # The lock scripts compare the holder's token, so each may run twice: taking a lock one
+    # already holds succeeds, renewing is idempotent, and a second release finds nothing of
+    # its own to delete (the lock object tells that apart from a lost lease by its clock).
+
+    async def _lock_script(self, script: scripts.LuaScript, args: list[Any]) -> bool:
+        async def call() -> Any:
+            client = await self._source.ready()
+            return await script(client, (self._keys.lock,), args)
+
+        return bool(await self._retrying(call))
+
     async def _lock_acquire(self, token: str, lease_ms: int) -> bool:
-        client = await self._source.ready()
-        return bool(await client.set(self._keys.lock, token, nx=True, px=lease_ms))
+        return await self._lock_script(scripts.LOCK_ACQUIRE, [token, lease_ms])
 
     async def _lock_renew(self, token: str, lease_ms: int) -> bool:
-        client = await self._source.ready()
-        return bool(await scripts.LOCK_RENEW(client, (self._keys.lock,), [token, lease_ms]))
+        return await self._lock_script(scripts.LOCK_RENEW, [token, lease_ms])
 
     async def _lock_release(self, token: str) -> bool:
-        client = await self._source.ready()
-        return bool(await scripts.LOCK_RELEASE(client, (self._keys.lock,), [token]))
+        return await self._lock_script(scripts.LOCK_RELEASE, [token])
 
     def _sibling(self, session_id: str) -> RedisSession:
         if self._owns_source and self._source.owns_clients:

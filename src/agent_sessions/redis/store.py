@@ -98,7 +98,11 @@ class RedisStore(BaseStore):
         config = parse_redis_url(url)
         merged: dict[str, Any] = {**config.session_options, **options}
         key_prefix = merged.pop("key_prefix", config.store_options.get("key_prefix"))
-        limit = max_connections or config.store_options.get("max_connections") or 64
+        limit = (
+            max_connections
+            if max_connections is not None
+            else config.store_options.get("max_connections", 64)
+        )
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigurationError(f"max_connections must be a positive int, not {limit!r}")
         store = cls.__new__(cls)

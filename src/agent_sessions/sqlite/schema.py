@@ -15,8 +15,9 @@ agent_sessions_locks      session_id -> holder token, lease deadline (ms): `sess
 Triggers on the SDK's tables keep the state table exact whoever writes, the SDK's own
 `SQLiteSession` included: a new session row creates its state row, a changed `updated_at`
 moves `updated_ms`, every inserted or deleted message moves `item_count`, and a deleted
-session row takes its side rows with it (but not its lock, which a holder may keep across a
-clear). Sessions that existed before the triggers did are backfilled from `created_at` and
+session row takes its state and metadata with it (not its lock, which a holder may keep
+across a clear, nor its batch tokens, which must outlive a clear until their own deadline).
+Sessions that existed before the triggers did are backfilled from `created_at` and
 `updated_at` when the schema is installed. So counting, listing and inspecting a session read
 one indexed row, never the messages.
 """
@@ -161,7 +162,6 @@ class Schema:
             AFTER DELETE ON {s} BEGIN
                 DELETE FROM {st} WHERE session_id = OLD.session_id;
                 DELETE FROM {md} WHERE session_id = OLD.session_id;
-                DELETE FROM {tk} WHERE session_id = OLD.session_id;
             END""",
             f"""CREATE TRIGGER IF NOT EXISTS {_quote(f"{prefix}_on_message_insert")}
             AFTER INSERT ON {m} BEGIN
@@ -199,8 +199,10 @@ class Schema:
             "expires_ms = ?3 WHERE session_id = ?1"
         )
         self._set_expiry = f"UPDATE {st} SET expires_ms = ?2 WHERE session_id = ?1"
+        # Batch tokens outlive a clear or an expiry, until their own deadline: a batch resent
+        # afterwards is still recognized (an idempotency key for 24 h).
         self._delete_rows = [
-            f"DELETE FROM {table} WHERE session_id = ?" for table in (st, md, tk, m, s)
+            f"DELETE FROM {table} WHERE session_id = ?" for table in (st, md, m, s)
         ]
         self._token_seen = (
             f"SELECT 1 FROM {tk} WHERE session_id = ? AND token = ? AND expires_ms > ?"
@@ -248,7 +250,7 @@ class Schema:
             f"INSERT INTO {lk} (session_id, token, expires_ms) VALUES (?1, ?2, ?3 + ?4) "
             "ON CONFLICT (session_id) DO UPDATE "
             "SET token = excluded.token, expires_ms = excluded.expires_ms "
-            f"WHERE {lk}.expires_ms <= ?3"
+            f"WHERE {lk}.expires_ms <= ?3 OR {lk}.token = ?2"
         )
         self._lock_renew = (
             f"UPDATE {lk} SET expires_ms = ?3 + ?4 "

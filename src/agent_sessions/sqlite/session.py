@@ -197,8 +197,9 @@ class SQLiteSession(BaseSession):
         def job(conn: sqlite3.Connection) -> bool:
             with transaction(conn, write=True):
                 now = now_ms()  # read under the write lock: update times never go backwards
-                state = schema.prepare_write(conn, sid, now)
-                if state is not None and schema.token_seen(conn, sid, token, now):
+                schema.prepare_write(conn, sid, now)
+                # Tokens outlive a clear or an expiry: a late resend is still recognized.
+                if schema.token_seen(conn, sid, token, now):
                     return False
                 schema.mark_written(conn, sid, now, ttl_ms)
                 schema.record_token(conn, sid, token, now, now + token_ttl_ms)

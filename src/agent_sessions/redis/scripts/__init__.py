@@ -60,6 +60,7 @@ SNAPSHOT = load_script("snapshot")
 TOUCH = load_script("touch")
 
 # The session lock: KEYS is just the lock key.
+LOCK_ACQUIRE = load_script("lock_acquire", None)
 LOCK_RENEW = load_script("lock_renew", None)
 LOCK_RELEASE = load_script("lock_release", None)
 

@@ -6,18 +6,16 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- One deadline, from server time, for every key of the session and its index entry;
--- no TTL at all when ttl_ms is empty.
+-- One deadline, from server time, for the session's items and metadata and its index entry;
+-- no TTL at all when ttl_ms is empty. (The tokens set keeps its own: see append.lua.)
 local function set_deadline(member, now, ttl_ms)
   if ttl_ms ~= '' then
     local deadline = now + tonumber(ttl_ms)
     redis.call('PEXPIREAT', ITEMS, deadline)
     redis.call('PEXPIREAT', META, deadline)
-    redis.call('PEXPIREAT', TOKENS, deadline)
     redis.call('ZADD', EXPIRY, deadline, member)
   elseif redis.call('PERSIST', META) == 1 then
     redis.call('PERSIST', ITEMS)
-    redis.call('PERSIST', TOKENS)
     redis.call('ZREM', EXPIRY, member)
   end
 end

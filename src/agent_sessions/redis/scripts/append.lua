@@ -14,6 +14,11 @@ if ARGV[7] == '1' then
   -- Forgetting expired tokens is amortized: the caller asks for it on a fraction of appends.
   redis.call('ZREMRANGEBYSCORE', TOKENS, '-inf', now)
 end
+-- The tokens set lives as long as its longest-lived token, not as long as the session: a
+-- batch resent after the session expired or was cleared is still recognized (an
+-- idempotency key for 24 h), and an idle session's tokens do not stay forever.
+local last = redis.call('ZRANGE', TOKENS, -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', TOKENS, last[2])
 push_all(8)
 trim(ARGV[6])
 mark_written(member, session_id, now, ARGV[5])

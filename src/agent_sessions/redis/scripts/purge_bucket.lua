@@ -1,10 +1,10 @@
 -- ARGV: base, batch
 -- Removes up to `batch` sessions whose deadline has passed: their index entries and whatever
--- keys expiry has not reclaimed yet. Returns {removed, more}.
+-- keys expiry has not reclaimed yet (batch tokens expire on their own). Returns {removed, more}.
 local now = now_ms()
 local expired = redis.call('ZRANGEBYSCORE', EXPIRY, '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 for _, member in ipairs(expired) do
-  redis.call('DEL', BASE .. member .. ':items', BASE .. member .. ':meta', BASE .. member .. ':tokens')
+  redis.call('DEL', BASE .. member .. ':items', BASE .. member .. ':meta')
   redis.call('ZREM', INDEX, member)
   redis.call('ZREM', EXPIRY, member)
 end
