@@ -10,6 +10,10 @@ Environment knobs:
 * ``REDIS_SERVER_BIN``: path of ``redis-server`` (default: found on ``PATH``).
 * ``REDIS_TEST_WATCHDOG_SECONDS``: lifetime cap of every server (default 1500 s).
 * ``REDIS_TEST_KEEP_DIRS``: if set to a non-empty value, server directories are kept on stop().
+
+TLS servers (``start_redis_tls``, ``start_cluster(tls=...)``) use certificates that
+``make_tls_files`` generates at run time: a CA, a server certificate for 127.0.0.1 and
+localhost signed by it, and an unrelated second CA (to check that verification fails).
 """
 
 from __future__ import annotations
@@ -41,9 +45,13 @@ __all__ = [
     "ClusterTopology",
     "RedisServer",
     "SentinelTopology",
+    "SlotMigration",
+    "TLSFiles",
     "ensure_redis_server",
+    "make_tls_files",
     "start_cluster",
     "start_redis",
+    "start_redis_tls",
     "start_sentinel",
 ]
 
@@ -161,6 +169,116 @@ def _child_pid(parent: int) -> int | None:
     return int(children[0]) if children else None
 
 
+# --------------------------------------------------------------------------- TLS
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """PEM files of a test PKI (see ``make_tls_files``)."""
+
+    ca_cert: Path  # the CA that signed the server certificate
+    server_cert: Path  # for 127.0.0.1 and localhost; also serves as client cert between nodes
+    server_key: Path
+    other_ca_cert: Path  # an unrelated CA: verifying the server against it must fail
+
+
+def make_tls_files(directory: Path) -> TLSFiles:
+    """Write a fresh CA, a server certificate signed by it and an unrelated CA to
+    ``directory`` (EC P-256 keys: generated in milliseconds)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    valid = (now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=1))
+
+    def name(common_name: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+    def key_usage(*, ca: bool) -> x509.KeyUsage:
+        return x509.KeyUsage(
+            digital_signature=True,
+            content_commitment=False,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=not ca,
+            key_cert_sign=ca,
+            crl_sign=ca,
+            encipher_only=False,
+            decipher_only=False,
+        )
+
+    def make_ca(common_name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name(common_name))
+            .issuer_name(name(common_name))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(valid[0])
+            .not_valid_after(valid[1])
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(key_usage(ca=True), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+            .sign(key, hashes.SHA256())
+        )
+        return cert, key
+
+    ca_cert, ca_key = make_ca("agent-sessions test CA")
+    other_ca_cert, _ = make_ca("agent-sessions unrelated CA")
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server_cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("agent-sessions test server"))
+        .issuer_name(ca_cert.subject)
+        .public_key(server_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(valid[0])
+        .not_valid_after(valid[1])
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(key_usage(ca=False), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(server_key.public_key()), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    files = TLSFiles(
+        ca_cert=directory / "ca.pem",
+        server_cert=directory / "server.pem",
+        server_key=directory / "server.key",
+        other_ca_cert=directory / "other-ca.pem",
+    )
+    pem = serialization.Encoding.PEM
+    files.ca_cert.write_bytes(ca_cert.public_bytes(pem))
+    files.other_ca_cert.write_bytes(other_ca_cert.public_bytes(pem))
+    files.server_cert.write_bytes(server_cert.public_bytes(pem))
+    files.server_key.write_bytes(
+        server_key.private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return files
+
+
 class _StartError(RuntimeError):
     """Raised when a server did not come up; ``bind_failed`` means: retry on another port."""
 
@@ -178,6 +296,7 @@ class RedisServer:
     dir: Path
     process: subprocess.Popen[bytes]
     password: str | None = None
+    tls: TLSFiles | None = None  # set: the server speaks only TLS, on `port`
     log_path: Path = field(default=Path(), repr=False)
     redis_pid: int | None = None
     _log_file: IO[bytes] | None = field(default=None, repr=False)
@@ -185,8 +304,10 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        """``redis://127.0.0.1:PORT/0`` (without the password, if any)."""
-        return f"redis://{self.host}:{self.port}/0"
+        """``redis://127.0.0.1:PORT/0`` (``rediss://`` with TLS; without the password or the
+        CA, if any)."""
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{self.host}:{self.port}/0"
 
     def client(self, **kwargs: object) -> redis.Redis:
         """Synchronous client (bytes responses); uses ``--requirepass`` if one was given."""
@@ -198,6 +319,8 @@ class RedisServer:
             "socket_timeout": 5.0,
             "socket_connect_timeout": 2.0,
         }
+        if self.tls is not None:
+            options.update(ssl=True, ssl_ca_certs=str(self.tls.ca_cert))
         options.update(kwargs)
         return redis.Redis(**options)  # type: ignore[arg-type]
 
@@ -339,6 +462,7 @@ def _launch(
     port: int | None,
     password: str | None,
     kind: str,
+    tls: TLSFiles | None = None,
 ) -> RedisServer:
     """Start ``redis-server <build_args(port, dir)>`` under the watchdog and wait for PING."""
     binary = ensure_redis_server()
@@ -377,6 +501,7 @@ def _launch(
             dir=directory,
             process=process,
             password=password,
+            tls=tls,
             log_path=log_path,
             _log_file=log_file,
         )
@@ -442,6 +567,32 @@ def start_redis(*extra_args: str, port: int | None = None) -> RedisServer:
         password=_password_from(extra),
         kind="redis",
     )
+
+
+def start_redis_tls(*extra_args: str, tls: TLSFiles, port: int | None = None) -> RedisServer:
+    """Start a standalone server that speaks only TLS (``--port 0 --tls-port PORT``), with
+    the certificate of ``tls``; clients need no certificate (``--tls-auth-clients no``)."""
+    extra = list(extra_args)
+
+    def args(chosen: int, directory: Path) -> list[str]:
+        base = _base_args(chosen, directory)
+        base[base.index("--port") + 1] = "0"
+        return [
+            *base,
+            "--tls-port",
+            str(chosen),
+            "--tls-cert-file",
+            str(tls.server_cert),
+            "--tls-key-file",
+            str(tls.server_key),
+            "--tls-ca-cert-file",
+            str(tls.ca_cert),
+            "--tls-auth-clients",
+            "no",
+            *extra,
+        ]
+
+    return _launch(args, port=port, password=_password_from(extra), kind="redis-tls", tls=tls)
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float, describe: Callable[[], str]) -> None:
@@ -586,8 +737,26 @@ class ClusterTopology:
 
     @property
     def url(self) -> str:
-        """``redis+cluster://127.0.0.1:P1,127.0.0.1:P2,...``."""
+        """``redis+cluster://127.0.0.1:P1,127.0.0.1:P2,...`` (a TLS cluster needs the CA in
+        the query too: ``?ssl_ca_certs=...``)."""
         return "redis+cluster://" + ",".join(f"{n.host}:{n.port}" for n in self.nodes)
+
+    def node_id(self, node: RedisServer) -> str:
+        """The node's cluster id (``CLUSTER MYID``)."""
+        with node.client() as client:
+            return _text(client.execute_command("CLUSTER", "MYID"))
+
+    def owner_of(self, slot: int) -> RedisServer:
+        """The node serving ``slot``, as the nodes themselves see it (``CLUSTER SHARDS`` is
+        7.0+, so this reads ``CLUSTER SLOTS``)."""
+        with self.nodes[0].client() as client:
+            ranges = client.execute_command("CLUSTER", "SLOTS")
+        for entry in ranges:
+            first, last, primary = int(entry[0]), int(entry[1]), entry[2]
+            if first <= slot <= last:
+                port = int(primary[1])
+                return next(n for n in self.nodes if n.port == port)
+        raise LookupError(f"slot {slot} is not served")
 
     @property
     def startup_nodes(self) -> list[tuple[str, int]]:
@@ -633,23 +802,32 @@ def _cluster_node_ok(node: RedisServer, masters: int) -> bool:
     return True
 
 
-def start_cluster(masters: int = 3) -> ClusterTopology:
-    """Start ``masters`` cluster nodes, split the slots evenly and wait for cluster_state:ok."""
+def start_cluster(masters: int = 3, *, tls: TLSFiles | None = None) -> ClusterTopology:
+    """Start ``masters`` cluster nodes, split the slots evenly and wait for cluster_state:ok.
+
+    With ``tls`` every node speaks only TLS, to clients and on the cluster bus.
+    """
     if masters < 1:
         raise ValueError("masters must be >= 1")
+    cluster_args = (
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-node-timeout",
+        "2000",
+    )
     nodes: list[RedisServer] = []
     try:
         for _ in range(masters):
-            nodes.append(
-                start_redis(
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    "2000",
+            if tls is None:
+                nodes.append(start_redis(*cluster_args))
+            else:
+                nodes.append(
+                    start_redis_tls(
+                        *cluster_args, "--tls-cluster", "yes", "--tls-replication", "yes", tls=tls
+                    )
                 )
-            )
         for index, node in enumerate(nodes):
             first = index * CLUSTER_SLOTS // masters
             last = (index + 1) * CLUSTER_SLOTS // masters - 1
@@ -680,3 +858,58 @@ def start_cluster(masters: int = 3) -> ClusterTopology:
         for node in nodes:
             node.stop()
         raise
+
+
+class SlotMigration:
+    """Moves one slot of a cluster to another node, step by step, as ``redis-cli --cluster
+    reshard`` does: ``SETSLOT IMPORTING`` on the target and ``MIGRATING`` on the source,
+    ``MIGRATE`` the keys a few at a time, then ``SETSLOT NODE`` on every node (target first).
+
+    Synchronous: run it in a thread (``asyncio.to_thread``) while clients keep working.
+    """
+
+    def __init__(self, cluster: ClusterTopology, slot: int, target: RedisServer) -> None:
+        self.cluster = cluster
+        self.slot = slot
+        self.source = cluster.owner_of(slot)
+        if target is self.source:
+            raise ValueError(f"slot {slot} is already served by {target.port}")
+        self.target = target
+        self._source_id = cluster.node_id(self.source)
+        self._target_id = cluster.node_id(target)
+        self.moved_keys = 0
+        self.finished = False
+
+    def begin(self) -> None:
+        with self.target.client() as target:
+            target.execute_command("CLUSTER", "SETSLOT", self.slot, "IMPORTING", self._source_id)
+        with self.source.client() as source:
+            source.execute_command("CLUSTER", "SETSLOT", self.slot, "MIGRATING", self._target_id)
+
+    def move_keys(self, *, per_step: int = 10, pause: float = 0.0) -> None:
+        """``MIGRATE`` every key of the slot, ``per_step`` keys at a time, sleeping ``pause``
+        seconds between steps (so that clients run into a half-moved slot)."""
+        with self.source.client() as source:
+            while True:
+                keys = source.execute_command("CLUSTER", "GETKEYSINSLOT", self.slot, per_step)
+                if not keys:
+                    return
+                source.execute_command(
+                    "MIGRATE", self.target.host, self.target.port, "", 0, 5000, "KEYS", *keys
+                )
+                self.moved_keys += len(keys)
+                if pause:
+                    time.sleep(pause)
+
+    def finish(self) -> None:
+        """Assign the slot to the target on every node, the target and source first."""
+        others = [n for n in self.cluster.nodes if n is not self.target and n is not self.source]
+        for node in (self.target, self.source, *others):
+            with node.client() as client:
+                client.execute_command("CLUSTER", "SETSLOT", self.slot, "NODE", self._target_id)
+        self.finished = True
+
+    def run(self, *, per_step: int = 10, pause: float = 0.0) -> None:
+        self.begin()
+        self.move_keys(per_step=per_step, pause=pause)
+        self.finish()

@@ -423,6 +423,15 @@ def _check_tls(config: RedisConfig) -> RedisConfig:
     return config
 
 
+async def close_client(client: Any) -> None:
+    """Close a client `RedisConfig.make_client` made, with the connections it opened to
+    the sentinels, which closing a `master_for` client leaves open."""
+    await client.aclose()
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    for sentinel in getattr(manager, "sentinels", ()):
+        await sentinel.aclose()
+
+
 def default_redis_url() -> str:
     return os.environ.get("AGENT_SESSIONS_REDIS_URL") or DEFAULT_REDIS_URL
 
@@ -500,10 +509,10 @@ class ClientSource:
             current = None
         for loop, client in clients:
             if loop is current:
-                await client.aclose()
+                await close_client(client)
             elif not loop.is_closed() and loop.is_running():
                 # Another thread's loop: close there; its connections belong to it.
-                asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+                asyncio.run_coroutine_threadsafe(close_client(client), loop)
             # A closed loop took its sockets with it; nothing to await.
 
     async def ready(self) -> Any:

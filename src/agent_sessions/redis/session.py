@@ -8,8 +8,8 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+from redis.exceptions import ClusterError, NoScriptError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..info import SessionInfo, datetime_from_ms
@@ -26,6 +26,40 @@ _T = TypeVar("_T")
 
 #: How many times a write whose reply was lost is sent (with the same batch token).
 WRITE_ATTEMPTS = 4
+#: How long a call waits out a Cluster slot that is being moved (TRYAGAIN) or a cluster that
+#: is reconfiguring, retrying, before it gives up.
+SLOT_MOVE_WAIT = 10.0
+
+#: A Cluster slot is moving or the cluster is failing over: the script did not run, or ran
+#: whole (redis-py followed MOVED/ASK). Waiting and sending it again is safe.
+CLUSTER_IN_FLUX = (TryAgainError, ClusterError)
+
+
+async def retrying(call: Callable[[], Awaitable[_T]]) -> _T:
+    """Run `call`, sending it again when its outcome is unknown or the cluster is in flux.
+
+    Only for idempotent calls (every script of this package is: batch tokens, pop receipts,
+    token-compared locks, state-setting writes).
+    """
+    loop = asyncio.get_running_loop()
+    lost = 0
+    give_up_at: float | None = None
+    while True:
+        try:
+            return await call()
+        except (RedisConnectionError, RedisTimeoutError):
+            lost += 1
+            if lost >= WRITE_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.05 * 2 ** (lost - 1))
+        except CLUSTER_IN_FLUX:
+            now = loop.time()
+            give_up_at = give_up_at or now + SLOT_MOVE_WAIT
+            if now >= give_up_at:
+                raise
+            await asyncio.sleep(0.05)
+
+
 #: Share of appends that also forget expired batch tokens (keeps the common append short).
 PRUNE_TOKENS_EVERY = 1 / 16
 
@@ -174,14 +208,7 @@ class RedisSession(BaseSession):
 
     @staticmethod
     async def _retrying(call: Callable[[], Awaitable[_T]]) -> _T:
-        for attempt in range(WRITE_ATTEMPTS):
-            try:
-                return await call()
-            except (RedisConnectionError, RedisTimeoutError):
-                if attempt == WRITE_ATTEMPTS - 1:
-                    raise
-                await asyncio.sleep(0.05 * 2**attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await retrying(call)
 
     # -- storage primitives ----------------------------------------------------------------
 

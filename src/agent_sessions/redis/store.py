@@ -25,7 +25,7 @@ from ..urls import mask_url
 from . import scripts
 from .connection import AnyRedis, ClientSource, parse_redis_url
 from .keys import BUCKETS, bucket_keys, escape_id, unescape_id, validate_key_prefix
-from .session import RedisSession, _meta_fields
+from .session import RedisSession, _meta_fields, retrying
 
 __all__ = ["RedisStore", "open_redis_store"]
 
@@ -151,39 +151,40 @@ class RedisStore(BaseStore):
         buckets: Sequence[int],
         args: Callable[[int], list[Any]],
     ) -> list[Any]:
-        """Run `script` on each bucket with `args(bucket)`, pipelined (a round trip a node)."""
-        client = await self._source.ready()
-        replies: list[Any] = [None] * len(buckets)
-        todo = list(range(len(buckets)))
-        for attempt in range(2):
-            pipe = client.pipeline(transaction=False)
-            for i in todo:
-                keys = self._buckets[buckets[i]]
-                # execute_command: redis-py's cluster pipeline refuses its evalsha() method,
-                # but routes a raw EVALSHA by its first key like any other command.
-                pipe.execute_command(
-                    "EVALSHA",
-                    script.sha,
-                    2,
-                    keys.index,
-                    keys.expiry,
-                    keys.session_base,
-                    *args(buckets[i]),
-                )
-            results = await pipe.execute(raise_on_error=False)
-            missing: list[int] = []
-            for i, result in zip(todo, results, strict=True):
-                if isinstance(result, NoScriptError) and attempt == 0:
-                    missing.append(i)
-                elif isinstance(result, Exception):
-                    raise result
-                else:
-                    replies[i] = result
-            if not missing:
-                break
-            await client.script_load(script.source)  # every primary, on Cluster
-            todo = missing
-        return replies
+        """Run `script` on each bucket with `args(bucket)`, pipelined (a round trip a node).
+
+        The bucket scripts only read, except purge, which may run twice: the whole round is
+        sent again when its outcome is unknown or a Cluster slot is moving.
+        """
+
+        async def run_all() -> list[Any]:
+            client = await self._source.ready()
+            for attempt in range(2):
+                pipe = client.pipeline(transaction=False)
+                for bucket in buckets:
+                    keys = self._buckets[bucket]
+                    # execute_command: redis-py's cluster pipeline refuses its evalsha()
+                    # method, but routes a raw EVALSHA by its first key like any command.
+                    pipe.execute_command(
+                        "EVALSHA",
+                        script.sha,
+                        2,
+                        keys.index,
+                        keys.expiry,
+                        keys.session_base,
+                        *args(bucket),
+                    )
+                results: list[Any] = await pipe.execute(raise_on_error=False)
+                if attempt == 0 and any(isinstance(r, NoScriptError) for r in results):
+                    await client.script_load(script.source)  # every primary, on Cluster
+                    continue
+                for result in results:
+                    if isinstance(result, Exception):
+                        raise result
+                return results
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        return await retrying(run_all)
 
     # -- listing ---------------------------------------------------------------------------
 
