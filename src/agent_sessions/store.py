@@ -14,7 +14,7 @@ import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -138,6 +138,9 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
 
 
 _BACKENDS: dict[str, StoreOpener] = {}
+# Entry points of the group by scheme, found once and loaded only when their scheme is
+# opened: a broken third-party package must not break the other schemes.
+_ENTRY_POINTS: dict[str, EntryPoint] = {}
 _entry_points_loaded = False
 
 # Built-in providers, imported on first use so that opening SQLite never imports redis-py's
@@ -168,19 +171,31 @@ def register_backend(schemes: str | tuple[str, ...], opener: StoreOpener) -> Non
         _BACKENDS[scheme.lower()] = opener
 
 
-def _load_entry_points() -> None:
+def _discovered_entry_points() -> dict[str, EntryPoint]:
     global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        if entry.name.lower() not in _BACKENDS:
-            _BACKENDS[entry.name.lower()] = entry.load()
+    if not _entry_points_loaded:
+        _entry_points_loaded = True
+        for entry in entry_points(group=ENTRY_POINT_GROUP):
+            _ENTRY_POINTS.setdefault(entry.name.lower(), entry)
+    return _ENTRY_POINTS
+
+
+def _from_entry_point(scheme: str) -> StoreOpener | None:
+    entry = _discovered_entry_points().get(scheme)
+    if entry is None:
+        return None
+    try:
+        opener: StoreOpener = entry.load()
+    except Exception as exc:
+        raise ConfigurationError(
+            f"the backend for {scheme!r} URLs ({entry.value}) failed to load: {exc!r}"
+        ) from exc
+    _BACKENDS[scheme] = opener
+    return opener
 
 
 def registered_schemes() -> list[str]:
-    _load_entry_points()
-    return sorted(set(_BACKENDS) | set(_BUILTIN))
+    return sorted(set(_BACKENDS) | set(_BUILTIN) | set(_discovered_entry_points()))
 
 
 def open_store(url: str | None = None, **options: Any) -> SessionStore:
@@ -194,10 +209,7 @@ def open_store(url: str | None = None, **options: Any) -> SessionStore:
     if not isinstance(url, str) or "://" not in url:
         raise ConfigurationError(f"not a store URL: {mask_url(str(url))!r}")
     scheme = url.split("://", 1)[0].lower()
-    opener = _BACKENDS.get(scheme) or _builtin(scheme)
-    if opener is None:
-        _load_entry_points()
-        opener = _BACKENDS.get(scheme)
+    opener = _BACKENDS.get(scheme) or _builtin(scheme) or _from_entry_point(scheme)
     if opener is None:
         raise ConfigurationError(
             f"unknown URL scheme {scheme!r} in {mask_url(url)!r}; "

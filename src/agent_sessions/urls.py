@@ -8,19 +8,43 @@ from typing import Any
 
 from .errors import ConfigurationError
 
-__all__ = ["mask_url", "parse_bool", "split_options"]
+__all__ = ["mask_url", "parse_bool", "split_options", "split_userinfo"]
 
-_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^@/?#]*)@")
 _SECRET_PARAMS = re.compile(r"(?i)([?&](?:password|ssl_password)=)[^&#]*")
+
+
+def split_userinfo(url: str) -> tuple[str, str | None, str]:
+    """`(scheme "://", userinfo or None, the rest)` of a URL.
+
+    The userinfo ends at the last `@` before the query string, so that a password written
+    without percent-encoding is read, and masked, whole even when it holds `/`, `:`, `@` or
+    `#`; and one holding `?` too, unless a `=` or `&` follows that `?` before the `@` (that
+    is a query string). A URL with an empty authority (`sqlite:///…`, `unix:///…`) has none.
+    """
+    prefix, sep, rest = url.partition("://")
+    if not sep:
+        prefix, rest = "", url
+    elif rest.startswith("/"):
+        return prefix + sep, None, rest
+    query_at = rest.find("?")
+    at = rest.rfind("@", 0, query_at if query_at >= 0 else len(rest))
+    if query_at >= 0:
+        query = rest[query_at:]
+        ends = [i for i in (query.find("="), query.find("&")) if i >= 0]
+        in_query = query.rfind("@", 0, min(ends) if ends else len(query))
+        if in_query >= 0:
+            at = query_at + in_query
+    if at < 0:
+        return prefix + sep, None, rest
+    return prefix + sep, rest[:at], rest[at + 1 :]
 
 
 def mask_url(url: str) -> str:
     """The URL with any password replaced by `***` (user names are kept)."""
-    match = _USERINFO.match(url)
-    if match:
-        user, colon, _secret = match.group("userinfo").partition(":")
-        masked = f"{user}:***" if colon else "***"
-        url = match.group("scheme") + masked + "@" + url[match.end() :]
+    prefix, userinfo, rest = split_userinfo(url)
+    if userinfo is not None:
+        user, colon, _secret = userinfo.partition(":")
+        url = prefix + (f"{user}:***" if colon else "***") + "@" + rest
     return _SECRET_PARAMS.sub(r"\1***", url)
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from redis.exceptions import ClusterError, NoScriptError, TryAgainError
+from redis.exceptions import AuthenticationError, ClusterError, NoScriptError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -35,6 +36,18 @@ SLOT_MOVE_WAIT = 10.0
 CLUSTER_IN_FLUX = (TryAgainError, ClusterError)
 
 
+def _refused(exc: BaseException) -> bool:
+    """A connection the server refused for good (credentials, certificate): not worth resending."""
+    if isinstance(exc, AuthenticationError):
+        return True
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return "certificate verify failed" in str(exc)
+
+
 async def retrying(call: Callable[[], Awaitable[_T]]) -> _T:
     """Run `call`, sending it again when its outcome is unknown or the cluster is in flux.
 
@@ -47,9 +60,9 @@ async def retrying(call: Callable[[], Awaitable[_T]]) -> _T:
     while True:
         try:
             return await call()
-        except (RedisConnectionError, RedisTimeoutError):
+        except (RedisConnectionError, RedisTimeoutError) as exc:
             lost += 1
-            if lost >= WRITE_ATTEMPTS:
+            if lost >= WRITE_ATTEMPTS or _refused(exc):
                 raise
             await asyncio.sleep(0.05 * 2 ** (lost - 1))
         except CLUSTER_IN_FLUX:
