@@ -49,11 +49,43 @@ def _path(parts: Sequence[str | int]) -> str:
     return "item" + "".join(f"[{p!r}]" for p in parts)
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _plainly_json(item: dict[str, Any]) -> bool:
+    """The common case, fast: exact built-in types only, finite floats, `str` keys.
+
+    False means "look closer" (a subclass, or something wrong), not necessarily invalid.
+    """
+    plain = _PLAIN
+    stack: list[Any] = [item]
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is dict:
+            for key, child in value.items():
+                if type(key) is not str:
+                    return False
+                if type(child) not in plain:
+                    stack.append(child)
+        elif kind is list:
+            stack.extend(child for child in value if type(child) not in plain)
+        elif kind is float:
+            if not math.isfinite(value):
+                return False
+        elif kind not in plain:
+            return False
+    return True
+
+
 def validate_item(item: Any) -> None:
     """Raise `InvalidItemError` unless `item` is a strict-JSON object with `str` keys."""
     if not isinstance(item, dict):
         raise InvalidItemError(f"an item must be a dict, not {type(item).__name__}")
-    # Iterative walk: deeply nested input must not hit the recursion limit of this check.
+    if _plainly_json(item):
+        return
+    # The careful walk, which names what is wrong. Iterative: deeply nested input must not
+    # hit the recursion limit of this check.
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(item, ())]
     while stack:
         value, path = stack.pop()
