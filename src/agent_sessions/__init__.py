@@ -12,6 +12,7 @@ from .errors import (
 from .info import SessionInfo, SessionPage
 from .lock import SessionLock
 from .options import SessionOptions
+from .records import CorruptItem, SessionRecord, export_session, import_session
 from .redis import RedisSession, RedisSessionManager, RedisStore
 from .session import BaseSession
 from .sqlite import SQLiteSession, SQLiteStore
@@ -22,6 +23,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BaseSession",
     "ConfigurationError",
+    "CorruptItem",
     "CorruptItemError",
     "InvalidItemError",
     "LockLostError",
@@ -37,8 +39,11 @@ __all__ = [
     "SessionLock",
     "SessionOptions",
     "SessionPage",
+    "SessionRecord",
     "SessionStore",
     "__version__",
+    "export_session",
+    "import_session",
     "open_store",
     "register_backend",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agent_sessions import open_store
+from agent_sessions import SessionRecord, export_session, open_store
 
 CLI = [sys.executable, "-m", "agent_sessions"]
 #: Seconds any one command may take (the demo runs two interpreters).
@@ -65,17 +65,56 @@ def run_cli(
     cwd: Path,
     env: Mapping[str, str] | None = None,
     timeout: float = TIMEOUT,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m agent_sessions ARGS` and capture what it prints."""
+    """Run `python -m agent_sessions ARGS` and capture what it prints (`input` on stdin)."""
     return subprocess.run(
         [*CLI, *args],
         cwd=cwd,
         env=cli_env(env),
-        stdin=subprocess.DEVNULL,
+        input=input,
+        stdin=subprocess.DEVNULL if input is None else None,
         capture_output=True,
         text=True,
+        encoding="utf-8",
         timeout=timeout,
     )
+
+
+def run_cli_together(
+    runs: Mapping[str, Sequence[str]],
+    *,
+    cwd: Path,
+    env: Mapping[str, Mapping[str, str]] | None = None,
+    timeout: float = TIMEOUT,
+) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Run independent CLI commands at the same time (startup dominates each run)."""
+    started = {
+        name: subprocess.Popen(
+            [*CLI, *args],
+            cwd=cwd,
+            env=cli_env((env or {}).get(name)),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+        )
+        for name, args in runs.items()
+    }
+    results: dict[str, subprocess.CompletedProcess[str]] = {}
+    try:
+        for name, process in started.items():
+            stdout, stderr = process.communicate(timeout=timeout)
+            results[name] = subprocess.CompletedProcess(
+                process.args, process.returncode, stdout, stderr
+            )
+    finally:
+        for process in started.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return results
 
 
 def run_cli_on_tty(
@@ -142,6 +181,26 @@ def stored_items(url: str, session_id: str) -> list[Any]:
     async def read() -> list[Any]:
         async with open_store(url) as store:
             return await store.session(session_id).get_items()
+
+    return asyncio.run(read())
+
+
+def stored_records(url: str) -> dict[str, SessionRecord]:
+    """Every session of the store at `url`, read whole, by id (newest first)."""
+
+    async def read() -> dict[str, SessionRecord]:
+        async with open_store(url) as store:
+            records: dict[str, SessionRecord] = {}
+            cursor: str | None = None
+            while True:
+                page = await store.list_sessions(limit=100, cursor=cursor)
+                for info in page.sessions:
+                    record = await export_session(store, info.session_id)
+                    assert record is not None
+                    records[info.session_id] = record
+                cursor = page.next_cursor
+                if cursor is None:
+                    return records
 
     return asyncio.run(read())
 

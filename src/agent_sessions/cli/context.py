@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..store import SessionStore
+from ..store import SessionStore, open_store
 from ..urls import mask_url
 from .render import Output
 
@@ -35,11 +35,22 @@ def sqlite_file(store: SessionStore) -> Path | None:
 class Context:
     """The store a command works on and how the operator named it."""
 
-    store: SessionStore
     url: str
     #: True when `--url` was on the command line (so hints must repeat it).
     url_given: bool
     out: Output
+    _store: SessionStore | None = field(default=None, repr=False)
+
+    @property
+    def store(self) -> SessionStore:
+        """The store `url` names, opened on first use (`migrate` never opens it)."""
+        if self._store is None:
+            self._store = open_store(self.url)
+        return self._store
+
+    async def aclose(self) -> None:
+        if self._store is not None:
+            await self._store.close()
 
     @property
     def shown_url(self) -> str:

@@ -12,7 +12,14 @@ from ..store import SessionStore
 from .context import CommandError, Context
 from .render import conversation_lines, format_metadata, relative_time, session_rows, utc_minutes
 
-__all__ = ["fetch_conversation", "fetch_sessions", "run_list", "run_show", "session_json"]
+__all__ = [
+    "all_sessions",
+    "fetch_conversation",
+    "fetch_sessions",
+    "run_list",
+    "run_show",
+    "session_json",
+]
 
 #: Sessions asked for per `list_sessions` call.
 PAGE_SIZE = 100
@@ -33,6 +40,18 @@ async def fetch_sessions(
         if cursor is None:
             break
     return sessions, cursor is not None
+
+
+async def all_sessions(store: SessionStore, *, page_size: int = 1000) -> list[SessionInfo]:
+    """Every live session, most recently updated first."""
+    sessions: list[SessionInfo] = []
+    cursor: str | None = None
+    while True:
+        page = await store.list_sessions(limit=page_size, cursor=cursor)
+        sessions.extend(page.sessions)
+        cursor = page.next_cursor
+        if cursor is None:
+            return sessions
 
 
 async def fetch_conversation(

@@ -1,0 +1,265 @@
+"""`migrate`: copy every session of a source (any layout) into a store, verified, resumable.
+
+Each session is read whole, written whole through `import_session` (one atomic replace, or
+nothing when the destination already holds the same content), then read back and compared:
+item count and content digest. A rerun after an interruption therefore skips what was copied
+and finishes the rest; nothing is ever copied twice or left half copied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from ..errors import ConfigurationError, InvalidItemError
+from ..records import SessionRecord, export_session, import_session
+from ..store import SessionStore, open_store
+from ..urls import mask_url
+from .app import OPERATIONAL_ERRORS, Scrubber
+from .context import CommandError, Context, UsageError
+from .layouts import PlannedSession, SourceLayout, open_source
+from .progress import open_progress
+
+__all__ = ["MigrationTally", "run_migrate"]
+
+T = TypeVar("T")
+
+#: Testing hook: stop as if interrupted once this many sessions are done.
+STOP_AFTER_ENV = "_AGENT_SESSIONS_MIGRATE_STOP_AFTER"
+#: Characters of a content digest shown in a mismatch report.
+DIGEST_CHARS = 12
+
+
+@dataclass
+class MigrationTally:
+    outcomes: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("created", "replaced", "unchanged", "expired"), 0)
+    )
+    done: int = 0
+    items: int = 0
+    verified: int = 0
+    gone: int = 0
+    corrupt: int = 0
+    failed: int = 0
+    mismatched: int = 0
+
+    @property
+    def problems(self) -> int:
+        return self.corrupt + self.failed + self.mismatched
+
+
+class Migration:
+    def __init__(
+        self, source: SourceLayout, destination: SessionStore, dst_url: str, scrub: Scrubber
+    ) -> None:
+        self.source = source
+        self.destination = destination
+        self.dst_shown = mask_url(dst_url)
+        self.scrub = scrub
+        self.tally = MigrationTally()
+
+    def warn(self, text: str) -> None:
+        sys.stdout.flush()  # keep the order of both streams when they go to one place
+        sys.stderr.write(self.scrub(f"agent-sessions: {text}") + "\n")
+        sys.stderr.flush()
+
+    async def _guard(self, side: str, work: Awaitable[T]) -> T:
+        """Run `work`; a failure of the store becomes one message naming the side and URL."""
+        try:
+            return await work
+        except ConfigurationError:
+            raise
+        except OPERATIONAL_ERRORS as exc:
+            where = self.source.shown_url if side == "source" else self.dst_shown
+            detail = str(exc).strip() or type(exc).__name__
+            raise CommandError(f"{side} {where}: {detail}") from None
+
+    async def plan(self) -> list[PlannedSession]:
+        planned = await self._guard("source", self.source.plan())
+        # The destination must work before anything is copied (a real query: its error says
+        # why). After the source: a missing source must not leave a new, empty SQLite file.
+        await self._guard("destination", self.destination.count_sessions())
+        # Least recently updated first: the copies' update times come out in nearly the same
+        # order (they are the times of the copies, whose milliseconds may tie).
+        planned.sort(key=lambda p: (p.updated, p.session_id))
+        return planned
+
+    async def copy(self, planned: PlannedSession) -> None:
+        tally = self.tally
+        record = await self._guard("source", self.source.read(planned))
+        if record is None:
+            tally.gone += 1  # deleted or expired since the plan was made
+            return
+        for bad in record.corrupt:
+            self.warn(
+                f"session {bad.session_id!r}: source item at position {bad.position} cannot be "
+                f"decoded ({bad.reason}); not copied, it stays in the source"
+            )
+        tally.corrupt += len(record.corrupt)
+        try:
+            outcome = await self._guard("destination", import_session(self.destination, record))
+        except (InvalidItemError, ConfigurationError) as exc:
+            self.warn(f"session {record.session_id!r}: not copied: {exc}")
+            tally.failed += 1
+            return
+        tally.outcomes[outcome] += 1
+        tally.items += len(record.items)
+        if outcome == "unchanged":
+            tally.verified += 1  # just compared, item by item, with the source
+        elif outcome != "expired":
+            await self.verify(record)
+
+    async def verify(self, record: SessionRecord) -> None:
+        copy = await self._guard("destination", export_session(self.destination, record.session_id))
+        expected = record.digest()
+        found = copy.digest() if copy is not None else "-"
+        count = len(copy.items) if copy is not None else 0
+        if (
+            copy is not None
+            and not copy.corrupt
+            and count == len(record.items)
+            and (found == expected)
+        ):
+            self.tally.verified += 1
+            return
+        self.tally.mismatched += 1
+        self.warn(
+            f"session {record.session_id!r}: verification failed: the source has "
+            f"{len(record.items)} items (digest {expected[:DIGEST_CHARS]}), the destination "
+            f"{count} (digest {found[:DIGEST_CHARS]})"
+        )
+
+
+class StopRequest:
+    """Ctrl-C during a migration: finish the session being copied, then stop.
+
+    The loop checks `requested` between sessions, so a stop never depends on a task
+    cancellation reaching it through the Redis client (redis-py can lose one that lands
+    mid-command). A second Ctrl-C stops at once, the default way.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _on_sigint(self) -> None:
+        self.requested = True
+        self.uninstall()  # the next Ctrl-C interrupts at once
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGINT, self._on_sigint)
+        except (NotImplementedError, RuntimeError, ValueError):
+            return  # no signal handlers here (Windows, not the main thread)
+        self._loop = loop
+
+    def uninstall(self) -> None:
+        if self._loop is not None:
+            self._loop.remove_signal_handler(signal.SIGINT)
+            self._loop = None
+
+
+def _stop_after() -> int | None:
+    text = os.environ.get(STOP_AFTER_ENV)
+    return int(text) if text else None
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+async def run_migrate(ctx: Context, args: argparse.Namespace) -> int:
+    """Copy every session of SRC_URL (in `--from-layout`) into the store at DST_URL."""
+    if ctx.url_given:
+        raise UsageError("migrate takes its stores as SRC_URL and DST_URL; --url does not apply")
+    out = ctx.out
+    scrub = Scrubber(args.src_url, args.dst_url)
+    source = open_source(args.from_layout, args.src_url)
+    try:
+        destination = open_store(args.dst_url)
+    except BaseException:
+        await source.close()
+        raise
+    migration = Migration(source, destination, args.dst_url, scrub)
+    tally = migration.tally
+    try:
+        out.line(
+            scrub(f"Migrating {source.shown_url} (layout: {source.name}) to {migration.dst_shown}")
+        )
+        planned = await migration.plan()
+        total_items = sum(p.item_count for p in planned)
+        if not planned:
+            out.line("Nothing to copy: the source holds no sessions.")
+            return 0
+        out.line(f"Found {_plural(len(planned), 'session')}, {_plural(total_items, 'item')}.")
+        out.flush()
+        started = time.monotonic()
+        stop_after = _stop_after()
+        progress = open_progress(sys.stdout)
+        progress.start(len(planned), total_items)
+        stop = StopRequest()
+        stop.install()
+        try:
+            for planned_session in planned:
+                if stop.requested or (stop_after is not None and tally.done >= stop_after):
+                    raise KeyboardInterrupt
+                await migration.copy(planned_session)
+                tally.done += 1
+                progress.advance(1, planned_session.item_count)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            stop.uninstall()
+            progress.finish()
+            migration.warn(
+                f"interrupted after {tally.done:,} of {_plural(len(planned), 'session')}; run "
+                "the same command again to resume (what was copied is not copied again)"
+            )
+            raise
+        stop.uninstall()
+        progress.finish()
+        elapsed = time.monotonic() - started
+        outcomes = ", ".join(
+            f"{count:,} {word}"
+            for word, count in (
+                ("created", tally.outcomes["created"]),
+                ("replaced", tally.outcomes["replaced"]),
+                ("already there", tally.outcomes["unchanged"]),
+            )
+        )
+        out.line(
+            f"Copied {_plural(tally.done, 'session')} ({_plural(tally.items, 'item')}) "
+            f"in {elapsed:.1f} s: {outcomes}; {tally.verified:,} verified."
+        )
+        notes = []
+        if tally.outcomes["expired"]:
+            notes.append(f"{tally.outcomes['expired']:,} skipped (expired)")
+        if tally.gone:
+            notes.append(f"{tally.gone:,} gone from the source meanwhile")
+        if notes:
+            out.line("Also: " + ", ".join(notes) + ".")
+        if tally.problems:
+            problems = [
+                text
+                for count, text in (
+                    (tally.corrupt, _plural(tally.corrupt, "corrupt source item")),
+                    (tally.failed, _plural(tally.failed, "session") + " not copied"),
+                    (
+                        tally.mismatched,
+                        _plural(tally.mismatched, "session") + " failing verification",
+                    ),
+                )
+                if count
+            ]
+            out.line(f"Problems: {', '.join(problems)} (see the messages above).")
+            return 1
+        return 0
+    finally:
+        await source.close()
+        await destination.close()

@@ -1,0 +1,143 @@
+"""`delete`, `purge` and `stats` on SQLite, Redis and Redis Cluster.
+
+Each store gets the same sessions; the commands run side by side, once per module.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from agent_sessions.cli.app import main
+from tests.cli.support import CONVERSATION, run_cli_together, seed, sqlite_url_for, stored_records
+from tests.servers import ClusterTopology, RedisServer
+
+KEPT = [("keep-1", CONVERSATION, {"user_id": "u1"})]
+EXPIRING = [("keep-2", CONVERSATION[:2], {})]  # expires within the hour
+DOOMED = [("doomed", CONVERSATION[:1], {})]
+SHORT_LIVED = [("gone-1", CONVERSATION[:1], {}), ("gone-2", CONVERSATION[:1], {})]
+BACKENDS = ["sqlite", "redis"]
+
+
+def stored_bytes(items: list[dict[str, Any]]) -> int:
+    return sum(
+        len(json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()) for item in items
+    )
+
+
+@dataclass
+class AdminRuns:
+    urls: dict[str, str]
+    runs: dict[str, subprocess.CompletedProcess[str]]
+    updated: dict[str, dict[str, datetime]]
+
+
+@pytest.fixture(scope="module")
+def admin(
+    redis_server: RedisServer,
+    redis_cluster: ClusterTopology,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AdminRuns:
+    cwd = tmp_path_factory.mktemp("admin")
+    urls = {
+        "sqlite": sqlite_url_for(cwd / "admin.db"),
+        "redis": f"{redis_server.url}?key_prefix=cli-admin-{uuid.uuid4().hex[:8]}",
+        "cluster": f"{redis_cluster.url}?key_prefix=cli-admin-{uuid.uuid4().hex[:8]}",
+    }
+    for url in urls.values():
+        seed(url, KEPT)
+        seed(url, EXPIRING, ttl=3600)
+        seed(url, DOOMED)
+        seed(url, SHORT_LIVED, ttl=0.2)
+    time.sleep(0.3)  # the short-lived sessions expire
+    first = {"delete": ["delete", "doomed"], "delete-missing": ["delete", "nobody"]}
+    then = {"purge": ["purge"], "stats": ["stats", "--json"]}
+    runs: dict[str, subprocess.CompletedProcess[str]] = {}
+    for batch in (first, then):
+        commands = {
+            f"{name}-{label}": ["--url", urls[name], *command]
+            for name in BACKENDS
+            for label, command in batch.items()
+        }
+        if batch is then:
+            commands["cluster-stats"] = ["--url", urls["cluster"], "stats"]
+        runs.update(run_cli_together(commands, cwd=cwd))
+    updated = {
+        name: {sid: record.updated_at for sid, record in stored_records(url).items()}
+        for name, url in urls.items()
+    }
+    return AdminRuns(urls, runs, updated)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_delete_removes_the_session_and_says_so(admin: AdminRuns, backend: str) -> None:
+    result = admin.runs[f"{backend}-delete"]
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"Deleted session 'doomed' from {admin.urls[backend]}.\n"
+    assert sorted(admin.updated[backend]) == ["keep-1", "keep-2"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_delete_of_a_missing_session_exits_1(admin: AdminRuns, backend: str) -> None:
+    result = admin.runs[f"{backend}-delete-missing"]
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"agent-sessions: error: no session 'nobody' in {admin.urls[backend]}\n"
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_purge_removes_expired_sessions_and_counts_them(admin: AdminRuns, backend: str) -> None:
+    result = admin.runs[f"{backend}-purge"]
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"Purged 2 expired sessions from {admin.urls[backend]}.\n"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_stats_json_counts_sessions_items_bytes_and_expiry(admin: AdminRuns, backend: str) -> None:
+    result = admin.runs[f"{backend}-stats"]
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(result.stdout)
+    updated = admin.updated[backend]
+    assert stats == {
+        "sessions": 2,
+        "items": 8,
+        "bytes": stored_bytes(CONVERSATION) + stored_bytes(CONVERSATION[:2]),
+        "oldest_update": updated["keep-1"].isoformat(),
+        "newest_update": updated["keep-2"].isoformat(),
+        "expiring_within_1h": 1,
+    }
+
+
+def test_stats_prints_aligned_lines_on_cluster(admin: AdminRuns) -> None:
+    result = admin.runs["cluster-stats"]
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"Store {admin.urls['cluster']}"
+    values = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in lines[1:])
+    assert values["sessions"] == "3"  # nothing was deleted or purged there
+    assert values["items"] == "9"
+    size = stored_bytes(CONVERSATION + CONVERSATION[:2] + CONVERSATION[:1])
+    assert values["stored bytes"] == f"{size} B"
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d UTC \((just now|\d+ s ago)\)", values["oldest update"]
+    )
+    assert values["expiring within 1 h"] == "1"
+
+
+@pytest.mark.parametrize("command", ["export", "import", "delete", "purge", "stats"])
+def test_new_commands_show_their_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # In-process: the parser is what answers --help (migrate's is run for real in
+    # test_migrate, with its layouts).
+    assert main([command, "--help"]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"usage: agent-sessions {command} [-h] [--url URL]")
