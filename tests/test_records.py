@@ -98,3 +98,20 @@ def test_content_digest_ignores_formatting_but_not_content() -> None:
     assert content_digest([{"a": 1, "b": [1, "é"]}], {"k": "v"}) != same  # 1 is not 1.0
     assert content_digest(items, {}) != same
     assert content_digest(items + items, {"k": "v"}) != same
+
+
+async def test_import_keeps_the_records_creation_and_update_times(backend: Backend) -> None:
+    created = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    updated = datetime(2025, 6, 7, 8, 9, 10, tzinfo=timezone.utc)
+    record = SessionRecord(
+        session_id=unique_id(),
+        items=[{"role": "user", "content": "hi"}],
+        created_at=created,
+        updated_at=updated,
+    )
+    await import_session(backend.store, record)
+    info = await backend.store.get_info(record.session_id)
+    assert info is not None
+    assert (info.created_at, info.updated_at) == (created, updated)
+    page = await backend.store.list_sessions()
+    assert [i.updated_at for i in page.sessions if i.session_id == record.session_id] == [updated]

@@ -177,7 +177,7 @@ async def import_session(
     is validated first (`InvalidItemError`, `ConfigurationError` for a bad id): a refused
     record writes nothing. A record with an `expires_at` keeps that deadline; one whose
     deadline has passed is not written ("expired"); without one, the store's `ttl` applies.
-    The creation and update times become those of the write.
+    The record's creation and update times are kept when it has them.
     """
     overrides: dict[str, Any] = {}
     if record.expires_at is not None:
@@ -193,5 +193,10 @@ async def import_session(
         stored, corrupt = decode_record_items(record.session_id, snapshot.raws)
         if not corrupt and content_digest(stored, metadata) == record.digest():
             return "unchanged"
-    await session._replace(encoded, metadata)
+    times = None
+    if record.created_at is not None:
+        created_ms = round(record.created_at.timestamp() * 1000)
+        updated = record.updated_at or record.created_at
+        times = (created_ms, max(created_ms, round(updated.timestamp() * 1000)))
+    await session._replace(encoded, metadata, times)
     return "created" if snapshot is None else "replaced"

@@ -131,8 +131,17 @@ class BaseSession(ABC):
         """Remove every item, the metadata and the index entries of the session."""
 
     @abstractmethod
-    async def _replace(self, encoded: list[bytes], metadata: Mapping[str, str] | None) -> None:
-        """Replace the history (and, when given, the whole metadata) atomically."""
+    async def _replace(
+        self,
+        encoded: list[bytes],
+        metadata: Mapping[str, str] | None,
+        times: tuple[int, int] | None = None,
+    ) -> None:
+        """Replace the history (and, when given, the whole metadata) atomically.
+
+        `times` (created, updated; milliseconds) keeps a copied session's own times (import,
+        migrate) instead of the time of this write.
+        """
 
     @abstractmethod
     async def _snapshot(self) -> Snapshot | None:

@@ -111,8 +111,8 @@ source layouts (--from-layout):
 
 A source item that cannot be decoded is reported (session and position) and counted; it
 stays in the source and the rest of its session is copied. Sessions keep their metadata
-and expiry time; their creation and update times become those of the copy. They are
-copied the least recently updated first.
+and their creation, update and expiry times. They are copied the least recently updated
+first.
 
 examples:
   agent-sessions migrate sqlite:///agent_sessions.db redis://localhost:6379/0

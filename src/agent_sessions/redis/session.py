@@ -309,7 +309,12 @@ class RedisSession(BaseSession):
         """Clear the session; True if it existed."""
         return bool(await self._run_retrying(scripts.CLEAR, [self._member]))
 
-    async def _replace(self, encoded: list[bytes], metadata: Mapping[str, str] | None) -> None:
+    async def _replace(
+        self,
+        encoded: list[bytes],
+        metadata: Mapping[str, str] | None,
+        times: tuple[int, int] | None = None,
+    ) -> None:
         pairs: list[str] = []
         if metadata is not None:
             for key, value in metadata.items():
@@ -322,6 +327,8 @@ class RedisSession(BaseSession):
                 self._ttl_arg,
                 self._max_items_arg,
                 "1" if metadata is not None else "0",
+                b"" if times is None else b"%d" % times[0],
+                b"" if times is None else b"%d" % times[1],
                 len(pairs) // 2,
                 *pairs,
                 *encoded,

@@ -199,6 +199,11 @@ class Schema:
             "expires_ms = ?3 WHERE session_id = ?1"
         )
         self._set_expiry = f"UPDATE {st} SET expires_ms = ?2 WHERE session_id = ?1"
+        self._set_sdk_times = (
+            f"UPDATE {s} SET created_at = datetime(?2, 'unixepoch'), "
+            "updated_at = datetime(?3, 'unixepoch') WHERE session_id = ?1"
+        )
+        self._set_times = f"UPDATE {st} SET created_ms = ?2, updated_ms = ?3 WHERE session_id = ?1"
         # Batch tokens outlive a clear or an expiry, until their own deadline: a batch resent
         # afterwards is still recognized (an idempotency key for 24 h).
         self._delete_rows = [
@@ -329,6 +334,14 @@ class Schema:
         conn.execute(self._upsert_session, (session_id, now // 1000))
         expires = None if ttl_ms is None else now + ttl_ms
         conn.execute(self._stamp, (session_id, now, expires))
+
+    def set_times(
+        self, conn: sqlite3.Connection, session_id: str, created_ms: int, updated_ms: int
+    ) -> None:
+        """Give a copied session its own creation and update times (the SDK's columns too)."""
+        conn.execute(self._set_sdk_times, (session_id, created_ms // 1000, updated_ms // 1000))
+        # After the SDK's columns: their update trigger would stamp the current time.
+        conn.execute(self._set_times, (session_id, created_ms, updated_ms))
 
     def set_expiry(self, conn: sqlite3.Connection, session_id: str, expires_ms: int | None) -> None:
         conn.execute(self._set_expiry, (session_id, expires_ms))

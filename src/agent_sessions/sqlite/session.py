@@ -252,7 +252,12 @@ class SQLiteSession(BaseSession):
 
         await self._run(job)
 
-    async def _replace(self, encoded: list[bytes], metadata: Mapping[str, str] | None) -> None:
+    async def _replace(
+        self,
+        encoded: list[bytes],
+        metadata: Mapping[str, str] | None,
+        times: tuple[int, int] | None = None,
+    ) -> None:
         schema, sid = self._schema, self.session_id
         ttl_ms, max_items = self._options.ttl_ms, self._options.max_items
         pairs = None if metadata is None else dict(metadata)
@@ -268,6 +273,8 @@ class SQLiteSession(BaseSession):
                 schema.insert_messages(conn, sid, encoded)
                 if max_items is not None:
                     conn.execute(schema.trim, (sid, max_items))
+                if times is not None:
+                    schema.set_times(conn, sid, *times)
 
         await self._run(job)
 
