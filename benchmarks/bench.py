@@ -3,13 +3,14 @@
 
 Usage::
 
-    python benchmarks/bench.py [--quick] [--only redis|sqlite] [--json FILE]
+    python benchmarks/bench.py [--quick] [--only redis|sqlite|cluster] [--json FILE]
 
 One process, one `redis-server` started here on a free loopback port (`--save ""
---appendonly no`), stopped at the end. Every workload runs its variants in interleaved
-rounds (the order rotates each round) and reports the median round, so that the noise of a
-shared machine hits every variant alike. Timings are printed, never asserted: each SPEC target
-is marked met or missed. See benchmarks/README.md for what each number means.
+--appendonly no`), stopped at the end; workload 7 also starts a 3-master Redis Cluster. Every
+workload runs its variants in interleaved rounds (the order rotates each round) and reports the
+median round, so that the noise of a shared machine hits every variant alike. Timings are
+printed, never asserted: each SPEC target is marked met or missed. See benchmarks/README.md
+for what each number means.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import redis.asyncio as aioredis
 import redis.utils
 from agents import SQLiteSession as SdkSQLiteSession
 from agents.extensions.memory import RedisSession as SdkRedisSession
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 import agent_sessions
 from agent_sessions import RedisSession, RedisStore
@@ -49,6 +51,21 @@ class RedisServer(Protocol):
 
     host: str
     port: int
+
+    def stop(self) -> None: ...
+
+
+class ClusterTopology(Protocol):
+    """What this file uses of tests/servers.py's `ClusterTopology`."""
+
+    @property
+    def nodes(self) -> Sequence[RedisServer]: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def startup_nodes(self) -> list[tuple[str, int]]: ...
 
     def stop(self) -> None: ...
 
@@ -222,11 +239,12 @@ except ImportError:  # the no-fast child process hides orjson
 class Row:
     workload: str
     variant: str
-    median: float
-    low: float
-    high: float
+    median: float | None  # None: a row that reports `text` instead of a number
+    low: float | None
+    high: float | None
     unit: str
     samples: list[float] = field(repr=False)
+    text: str = ""  # printed instead of median, min..max and unit when set
 
 
 @dataclass
@@ -254,10 +272,17 @@ class Report:
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def add(self, workload: str, variant: str, samples: list[float], unit: str) -> float:
+    def add(
+        self, workload: str, variant: str, samples: list[float], unit: str, text: str = ""
+    ) -> float:
         med = statistics.median(samples)
-        self.rows.append(Row(workload, variant, med, min(samples), max(samples), unit, samples))
+        row = Row(workload, variant, med, min(samples), max(samples), unit, samples, text)
+        self.rows.append(row)
         return med
+
+    def add_text(self, workload: str, variant: str, text: str) -> None:
+        """A row that says something instead of a number (e.g. that a variant cannot run)."""
+        self.rows.append(Row(workload, variant, None, None, None, "", [], text))
 
     def target(
         self,
@@ -815,6 +840,172 @@ async def bench_sqlite_concurrent(sizes: Sizes, report: Report) -> None:
     )
 
 
+# -- workload 7: Redis Cluster vs standalone ---------------------------------------------------
+
+CLUSTER_PREFIX = "agent_sessions"  # the stores' default key prefix
+
+
+def _short(exc: BaseException, limit: int, *, first_sentence: bool = False) -> str:
+    message = " ".join(str(exc).split())
+    if first_sentence and ". " in message:
+        message = message[: message.index(". ") + 1]
+    if len(message) > limit:
+        message = message[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {message}"
+
+
+async def try_sdk_on_cluster(cluster: ClusterTopology) -> BaseException | int:
+    """Try the SDK's RedisSession.add_items once on the cluster: what it raised, or (should a
+    later SDK manage it) how many items it then reads back.
+
+    The same RedisCluster client first writes a plain key, so that a failure of the SDK's
+    call is the SDK's, not the cluster's."""
+    client = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in cluster.startup_nodes])
+    try:
+        await client.rpush("w7-probe", b"plain write")
+        await client.delete("w7-probe")
+        try:
+            session = SdkRedisSession("w7-sdk", redis_client=client, key_prefix=SDK_PREFIX)
+            await session.add_items(make_turn(0))  # type: ignore[arg-type]
+        except Exception as exc:  # measured, not assumed: whatever it raises is the answer
+            return exc
+        return len(await session.get_items())
+    finally:
+        await client.aclose()
+
+
+async def sessions_per_node(cluster: ClusterTopology) -> list[tuple[str, int, int]]:
+    """(node, sessions, keys) of every master: each node's own SCAN of our `:items` keys
+    and its DBSIZE, asked of the node itself (not computed from slots)."""
+    counts = []
+    for node in cluster.nodes:
+        client = aioredis.Redis(host=node.host, port=node.port)
+        try:
+            keys = int(await client.dbsize())
+            sessions = 0
+            async for _ in client.scan_iter(match=f"{CLUSTER_PREFIX}:*:s:*:items", count=1000):
+                sessions += 1
+        finally:
+            await client.aclose()
+        counts.append((f"{node.host}:{node.port}", sessions, keys))
+    return counts
+
+
+async def flush_cluster(cluster: ClusterTopology) -> None:
+    for node in cluster.nodes:
+        client = aioredis.Redis(host=node.host, port=node.port)
+        try:
+            await client.flushdb()
+        finally:
+            await client.aclose()
+
+
+async def bench_cluster(
+    server: RedisServer, cluster: ClusterTopology, sizes: Sizes, report: Report
+) -> None:
+    """Workload 7, for information (no SPEC target): ours on a 3-master cluster vs ours on the
+    standalone server, each through one `RedisStore.from_url` (a blocking pool of 64), and the
+    SDK's RedisSession tried once on the cluster. Flushes both after every concurrent run."""
+    add_label = "7. Cluster: add_items turn"
+    count, turns = sizes.concurrent_sessions, sizes.concurrent_turns
+    load_label = f"7. Cluster: {count:,} sessions x {turns} turns"
+    masters = len(cluster.nodes)
+    cluster_name = f"ours: {masters}-master cluster"
+
+    log("7. Cluster: the SDK's RedisSession on the cluster ...")
+    outcome = await try_sdk_on_cluster(cluster)
+    if isinstance(outcome, BaseException):
+        row_text = f"cannot write ({_short(outcome, 80, first_sentence=True)})"
+        note_text = f"cannot write ({_short(outcome, 240)})"
+    else:
+        row_text = note_text = f"add_items wrote, {outcome} items read back (not benchmarked)"
+    log(f"    SDK RedisSession on Cluster: {note_text}")
+    report.notes.append(f"workload 7: SDK RedisSession on Cluster: {note_text}")
+    report.add_text("7. Cluster: SDK RedisSession", "SDK on the cluster", row_text)
+
+    stores = {
+        "cluster": RedisStore.from_url(cluster.url),
+        "standalone": RedisStore.from_url(f"redis://{server.host}:{server.port}/0"),
+    }
+    admin = aioredis.Redis(host=server.host, port=server.port)
+    conversation = [make_turn(n) for n in range(turns)]
+
+    async def flush(name: str) -> None:
+        if name == "cluster":
+            await flush_cluster(cluster)
+        else:
+            await admin.flushdb()
+
+    def add_setup(name: str) -> Setup:
+        store = stores[name]
+        add_turns = [make_turn(n) for n in range(sizes.turns_per_round)]
+
+        async def setup(r: int) -> Op:
+            session = store.session(f"w7-seq-{r}")
+            return lambda i: session.add_items(add_turns[i])
+
+        return setup
+
+    rates: dict[str, list[float]] = {"cluster": [], "standalone": []}
+    errors: dict[str, list[str]] = {"cluster": [], "standalone": []}
+    spread: list[tuple[str, int, int]] = []
+    try:
+        log(f"{add_label} ...")
+        seq = await interleaved(
+            {name: add_setup(name) for name in stores}, sizes.rounds, sizes.turns_per_round
+        )
+        report.add(add_label, cluster_name, seq["cluster"], "turns/s")
+        report.add(add_label, "ours: standalone", seq["standalone"], "turns/s")
+        report.add(
+            add_label,
+            "cluster / standalone",
+            paired_ratios(seq["cluster"], seq["standalone"]),
+            "x",
+        )
+        for name in stores:
+            await flush(name)
+
+        log(f"{load_label} ...")
+        for name, store in stores.items():  # warm-up: scripts loaded, connections opened
+            warm = [store.session(f"w7-warm-{n}") for n in range(128)]
+            await concurrent_conversations(warm, conversation[:1])
+            await flush(name)
+        for r in range(sizes.concurrent_rounds):
+            for name in ("cluster", "standalone") if r % 2 == 0 else ("standalone", "cluster"):
+                sessions = [stores[name].session(f"w7-{r}-{n}") for n in range(count)]
+                result = await concurrent_conversations(sessions, conversation)
+                rates[name].append(result.rate)
+                errors[name] += result.errors
+                if name == "cluster":
+                    spread = await sessions_per_node(cluster)
+                await flush(name)
+    finally:
+        for store in stores.values():
+            await store.close()
+        await admin.aclose()
+
+    report.add(load_label, cluster_name, rates["cluster"], "turns/s")
+    report.add(load_label, "ours: standalone", rates["standalone"], "turns/s")
+    load_ratios = paired_ratios(rates["cluster"], rates["standalone"])
+    report.add(load_label, "cluster / standalone", load_ratios, "x")
+    report_load_errors(report, "workload 7", errors)
+
+    spread_label = f"7. Cluster: where {count:,} sessions are"
+    for node, on_node, keys in spread:
+        text = f"{on_node:,} sessions ({keys:,} keys: DBSIZE)"
+        report.add(spread_label, node, [float(on_node)], "sessions", text)
+    used = sum(on_node > 0 for _, on_node, _ in spread)
+    total = sum(on_node for _, on_node, _ in spread)
+    add_ratio = statistics.median(paired_ratios(seq["cluster"], seq["standalone"]))
+    load_ratio = statistics.median(load_ratios)
+    report.notes.append(
+        f"workload 7 (information, no SPEC target): cluster/standalone add_items "
+        f"{add_ratio:.2f}x, concurrent {load_ratio:.2f}x; errors cluster "
+        f"{len(errors['cluster'])}, standalone {len(errors['standalone'])}; the last cluster "
+        f"run left {total:,} of {count:,} sessions, on {used} of {masters} masters"
+    )
+
+
 # -- environment, output ---------------------------------------------------------------------
 
 
@@ -858,6 +1049,9 @@ def print_report(report: Report, sizes: Sizes, quick: bool) -> None:
     print("  " + "-" * (len(header) - 2))
     # Stable sort by workload number: the no-fast subprocess of workload 2 runs last.
     for row in sorted(report.rows, key=lambda row: row.workload.split(".")[0]):
+        if row.text or row.median is None or row.low is None or row.high is None:
+            print(f"  {row.workload:<40} {row.variant:<22} {row.text}")
+            continue
         spread = f"{_number(row.low)}..{_number(row.high)}" if len(row.samples) > 1 else ""
         print(
             f"  {row.workload:<40} {row.variant:<22} {_number(row.median):>10}  "
@@ -865,6 +1059,8 @@ def print_report(report: Report, sizes: Sizes, quick: bool) -> None:
         )
     print()
     print("SPEC targets")
+    if not report.targets:
+        print("  none in this run")
     for t in report.targets:
         measured = "-" if t.measured is None else f"{t.measured:.3g}{t.unit}"
         parts = [f"rounds' IQR {t.quartiles[0]:.3g}..{t.quartiles[1]:.3g}"] if t.quartiles else []
@@ -884,22 +1080,51 @@ def print_report(report: Report, sizes: Sizes, quick: bool) -> None:
 # -- main ------------------------------------------------------------------------------------
 
 
-def start_server() -> RedisServer:
-    """Start redis-server with the test suite's starter (free loopback port <= 55535,
-    `--save "" --appendonly no`, a watchdog that kills it should this process die).
+def servers_module() -> Any:
+    """tests/servers.py, the test suite's starter, loaded once.
 
-    servers.py is loaded by path: putting tests/ on sys.path would shadow redis-py with the
+    It is loaded by path: putting tests/ on sys.path would shadow redis-py with the
     tests/redis package.
     """
     name = "_agent_sessions_bench_servers"
+    if name in sys.modules:
+        return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "servers.py")
     if spec is None or spec.loader is None:
         raise RuntimeError("cannot load tests/servers.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up while the class is built
     spec.loader.exec_module(module)
-    server: RedisServer = module.start_redis()
+    return module
+
+
+def start_server() -> RedisServer:
+    """Start redis-server with the test suite's starter (free loopback port <= 55535,
+    `--save "" --appendonly no`, a watchdog that kills it should this process die)."""
+    server: RedisServer = servers_module().start_redis()
     return server
+
+
+def run_cluster(server: RedisServer, sizes: Sizes, report: Report) -> None:
+    """Workload 7: start a 3-master cluster (the test suite's `start_cluster`), measure, stop
+    it. A cluster that does not start is reported, not raised."""
+    log("7. Cluster: starting 3 masters ...")
+    started = time.perf_counter()
+    try:
+        cluster: ClusterTopology = servers_module().start_cluster(masters=3)
+    except Exception as exc:
+        log(f"7. Cluster skipped: {exc!r}")
+        report.notes.append(f"workload 7 skipped: the cluster did not start ({_short(exc, 200)})")
+        return
+    try:
+        startup = time.perf_counter() - started
+        asyncio.run(bench_cluster(server, cluster, sizes, report))
+    finally:
+        cluster.stop()
+    report.notes.append(
+        f"workload 7 took {time.perf_counter() - started:.1f} s "
+        f"(starting the cluster {startup:.1f} s)"
+    )
 
 
 async def run_redis(server: RedisServer, sizes: Sizes, report: Report) -> None:
@@ -925,8 +1150,13 @@ async def server_version(server: RedisServer) -> str:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (< 30 s)")
-    parser.add_argument("--only", choices=("redis", "sqlite"), help="run one backend only")
+    parser.add_argument("--quick", action="store_true", help="small sizes (< 40 s)")
+    parser.add_argument(
+        "--only",
+        choices=("redis", "sqlite", "cluster"),
+        help="run one part only: redis = workloads 1-4 and 6 on the standalone server, "
+        "sqlite = 5 and 6 on SQLite, cluster = 7",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
     parser.add_argument("--no-fast-child", type=int, metavar="PORT", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -943,15 +1173,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     server: RedisServer | None = None
     try:
-        if args.only != "sqlite":
+        if args.only != "sqlite":  # workload 7 compares the cluster with this server
             server = start_server()
         version = asyncio.run(server_version(server)) if server else None
         report.environment = environment(version)
         print_environment(report.environment)
-        if server is not None:
+        if server is not None and args.only in (None, "redis"):
             asyncio.run(run_redis(server, sizes, report))
             bench_redis_full_read_no_fast(server.port, sizes, args.quick, report)
-        if args.only != "redis":
+        if server is not None and args.only in (None, "cluster"):
+            run_cluster(server, sizes, report)
+        if args.only in (None, "sqlite"):
             asyncio.run(bench_sqlite(sizes, report))
             asyncio.run(bench_sqlite_concurrent(sizes, report))
     finally:
