@@ -181,29 +181,33 @@ class BaseSession(ABC):
 
     # -- the public contract ---------------------------------------------------------------
 
+    def _decode_one(self, raw: RawItem, position: int) -> Any | None:
+        """One stored item, or None when it is corrupt and `on_corrupt="skip"` (logged)."""
+        try:
+            return decode_item(raw)
+        except (ValueError, TypeError) as exc:
+            if self._options.on_corrupt == "raise":
+                raise CorruptItemError(self.session_id, position, str(exc)) from None
+            logger.warning(
+                "session %r: skipping undecodable stored item at position %d (%s); "
+                "it stays in storage",
+                self.session_id,
+                position,
+                exc,
+            )
+            return None
+
     def _decode(self, raws: Sequence[RawItem], first_position: int) -> tuple[list[Any], int]:
         """Decode stored items; returns (items, how many corrupt ones were skipped)."""
         fast = decode_items_fast(raws) if len(raws) > 8 else None
         if fast is not None:
             return fast, 0
         items: list[Any] = []
-        skipped = 0
         for offset, raw in enumerate(raws):
-            try:
-                items.append(decode_item(raw))
-            except (ValueError, TypeError) as exc:
-                position = first_position + offset
-                if self._options.on_corrupt == "raise":
-                    raise CorruptItemError(self.session_id, position, str(exc)) from None
-                skipped += 1
-                logger.warning(
-                    "session %r: skipping undecodable stored item at position %d (%s); "
-                    "it stays in storage",
-                    self.session_id,
-                    position,
-                    exc,
-                )
-        return items, skipped
+            item = self._decode_one(raw, first_position + offset)
+            if item is not None:
+                items.append(item)
+        return items, len(raws) - len(items)
 
     async def get_items(self, limit: int | None = None) -> list[Any]:
         """The latest `limit` items, oldest first.
@@ -363,15 +367,14 @@ class BaseSession(ABC):
         snapshot = await self._snapshot()
         raws = snapshot.raws if snapshot else []
         metadata = snapshot.metadata if snapshot else {}
-        items, _ = self._decode(raws, 0)
         # Keep the stored bytes of every valid item rather than re-encoding them.
+        items: list[Any] = []
         valid_raws: list[bytes] = []
-        for raw in raws:
-            try:
-                decode_item(raw)
-            except (ValueError, TypeError):
-                continue
-            valid_raws.append(raw if isinstance(raw, bytes) else raw.encode())
+        for position, raw in enumerate(raws):
+            item = self._decode_one(raw, position)
+            if item is not None:
+                items.append(item)
+                valid_raws.append(raw if isinstance(raw, bytes) else raw.encode())
         if upto_turn is not None:
             valid_raws = valid_raws[: first_turns_end(items, upto_turn)]
         target = self._sibling(new_session_id)

@@ -27,7 +27,9 @@ from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import AuthenticationError
 
 from ..errors import ConfigurationError, SessionClosedError
+from ..options import SessionOptions
 from ..urls import mask_url, parse_bool, split_options, split_userinfo
+from .keys import validate_key_prefix
 
 __all__ = [
     "DEFAULT_REDIS_URL",
@@ -129,6 +131,15 @@ class RedisConfig:
 
     def __repr__(self) -> str:
         return f"RedisConfig({self.masked_url!r})"
+
+    def resolve_options(self, overrides: Mapping[str, Any]) -> tuple[str, SessionOptions]:
+        """The key prefix and session options: the URL's query, then keyword `overrides`."""
+        merged: dict[str, Any] = {**self.session_options, **overrides}
+        key_prefix = merged.pop("key_prefix", self.store_options.get("key_prefix"))
+        return (
+            validate_key_prefix(key_prefix or "agent_sessions"),
+            SessionOptions.from_mapping(merged),
+        )
 
     def make_client(self, *, max_connections: int | None = None, blocking: bool = False) -> Any:
         """A new redis-py asyncio client for this configuration (the caller owns it).
@@ -458,8 +469,10 @@ class ClientSource:
         self._blocking = blocking
         self._max_connections = max_connections
         self._closed_by: str | None = None
-        self._initialized: set[int] = set()
-        self._init_locks: dict[int, asyncio.Lock] = {}
+        # Cluster clients already initialized, and the lock that initializes each (weak: a
+        # client of a closed loop must not be kept, nor its id mistaken for a new one's).
+        self._init_locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+        self._initialized: weakref.WeakSet[Any] = weakref.WeakSet()
         self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
@@ -523,12 +536,12 @@ class ClientSource:
         concurrently with its own lazy initialization.
         """
         client = self.get()
-        if isinstance(client, RedisCluster) and id(client) not in self._initialized:
-            lock = self._init_locks.setdefault(id(client), asyncio.Lock())
+        if isinstance(client, RedisCluster) and client not in self._initialized:
+            lock = self._init_locks.setdefault(client, asyncio.Lock())
             async with lock:
-                if id(client) not in self._initialized:
+                if client not in self._initialized:
                     await client.initialize()
-                    self._initialized.add(id(client))
+                    self._initialized.add(client)
         return client
 
     def clone(self) -> ClientSource:

@@ -27,6 +27,8 @@ _T = TypeVar("_T")
 
 #: How many times a write whose reply was lost is sent (with the same batch token).
 WRITE_ATTEMPTS = 4
+#: Share of appends that also forget expired batch tokens (keeps the common append short).
+PRUNE_TOKENS_EVERY = 1 / 16
 #: How long a call waits out a Cluster slot that is being moved (TRYAGAIN) or a cluster that
 #: is reconfiguring, retrying, before it gives up.
 SLOT_MOVE_WAIT = 10.0
@@ -71,10 +73,6 @@ async def retrying(call: Callable[[], Awaitable[_T]]) -> _T:
             if now >= give_up_at:
                 raise
             await asyncio.sleep(0.05)
-
-
-#: Share of appends that also forget expired batch tokens (keeps the common append short).
-PRUNE_TOKENS_EVERY = 1 / 16
 
 
 def _text(value: bytes | str) -> str:
@@ -179,16 +177,9 @@ class RedisSession(BaseSession):
         Query parameters set options (`?ttl=3600&key_prefix=app`); keyword options win.
         """
         config = parse_redis_url(url)
-        merged: dict[str, Any] = {**config.session_options, **options}
-        key_prefix = merged.pop("key_prefix", config.store_options.get("key_prefix"))
-        session_options = SessionOptions.from_mapping(merged)
-        source = ClientSource(config=config)
+        key_prefix, session_options = config.resolve_options(options)
         return cls._from_parts(
-            session_id,
-            source,
-            validate_key_prefix(key_prefix or "agent_sessions"),
-            session_options,
-            owns=True,
+            session_id, ClientSource(config=config), key_prefix, session_options, owns=True
         )
 
     def __repr__(self) -> str:
@@ -217,11 +208,7 @@ class RedisSession(BaseSession):
         Only for scripts that may safely run twice: appends carry a batch token, pops a
         receipt key; reads, clear, replace, metadata and touch set state rather than add to it.
         """
-        return await self._retrying(lambda: self._run(script, args, extra_keys))
-
-    @staticmethod
-    async def _retrying(call: Callable[[], Awaitable[_T]]) -> _T:
-        return await retrying(call)
+        return await retrying(lambda: self._run(script, args, extra_keys))
 
     # -- storage primitives ----------------------------------------------------------------
 
@@ -266,7 +253,7 @@ class RedisSession(BaseSession):
                 return results[0], len(results[0])
             return results[1], int(results[0])
 
-        return await self._retrying(read)
+        return await retrying(read)
 
     async def _append(self, encoded: list[bytes], token: str, token_ttl_ms: int) -> bool:
         applied = await self._run_retrying(
@@ -383,7 +370,7 @@ class RedisSession(BaseSession):
             client = await self._source.ready()
             return await script(client, (self._keys.lock,), args)
 
-        return bool(await self._retrying(call))
+        return bool(await retrying(call))
 
     async def _lock_acquire(self, token: str, lease_ms: int) -> bool:
         return await self._lock_script(scripts.LOCK_ACQUIRE, [token, lease_ms])

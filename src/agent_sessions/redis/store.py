@@ -96,8 +96,7 @@ class RedisStore(BaseStore):
         wait for a free connection instead of failing.
         """
         config = parse_redis_url(url)
-        merged: dict[str, Any] = {**config.session_options, **options}
-        key_prefix = merged.pop("key_prefix", config.store_options.get("key_prefix"))
+        key_prefix, session_options = config.resolve_options(options)
         limit = (
             max_connections
             if max_connections is not None
@@ -108,8 +107,8 @@ class RedisStore(BaseStore):
         store = cls.__new__(cls)
         store._setup(
             ClientSource(config=config, blocking=True, max_connections=limit),
-            validate_key_prefix(key_prefix or "agent_sessions"),
-            SessionOptions.from_mapping(merged),
+            key_prefix,
+            session_options,
         )
         return store
 
