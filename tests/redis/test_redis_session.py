@@ -16,6 +16,7 @@ from redis.crc import key_slot
 
 from agent_sessions import ConfigurationError, RedisSession, SessionClosedError
 from agent_sessions.redis.keys import escape_id, session_keys, unescape_id
+from agent_sessions.session import AUTO_TOKEN_TTL_MS, IDEMPOTENCY_TTL_MS
 from tests.backends import unique_id
 from tests.conformance.items import turn, user
 from tests.conformance.test_session_contract import TRICKY_IDS
@@ -165,14 +166,34 @@ async def test_ttl_sets_one_deadline_on_every_key(client: aioredis.Redis) -> Non
     assert score == deadlines[0]
 
 
-async def test_batch_tokens_live_as_long_as_their_longest_token(client: aioredis.Redis) -> None:
+async def test_batch_tokens_outlive_their_longest_token(client: aioredis.Redis) -> None:
     session = RedisSession(unique_id(), client=client, ttl=100)
     await session.add_items([user("a")], idempotency_key="k")
     await session.add_items([user("b")])  # an automatic token, shorter-lived
     keys = session._keys
     longest = max(score for _, score in await client.zrange(keys.tokens, 0, -1, withscores=True))
-    assert await client.pexpiretime(keys.tokens) == longest
+    deadline = await client.pexpiretime(keys.tokens)
+    # At most one token lifetime (the key's 24 h) beyond the longest-lived token.
+    assert longest <= deadline <= longest + IDEMPOTENCY_TTL_MS
     assert longest > await client.pexpiretime(keys.meta)  # 24 h, beyond the session's TTL
+
+
+async def test_tokens_deadline_moves_only_when_a_new_token_would_outlive_it(
+    client: aioredis.Redis,
+) -> None:
+    session = RedisSession(unique_id(), client=client)
+    keys = session._keys
+    await session.add_items([user("a")])
+    first = await client.pexpiretime(keys.tokens)
+    ((_, token_deadline),) = await client.zrange(keys.tokens, 0, -1, withscores=True)
+    assert first == token_deadline + AUTO_TOKEN_TTL_MS
+    await session.add_items([user("b")])
+    assert await client.pexpiretime(keys.tokens) == first  # not moved: no read-modify
+    # A token that would outlive the set moves its deadline past that token.
+    await client.pexpire(keys.tokens, 1000)
+    await session.add_items([user("c")])
+    newest = max(score for _, score in await client.zrange(keys.tokens, 0, -1, withscores=True))
+    assert await client.pexpiretime(keys.tokens) == newest + AUTO_TOKEN_TTL_MS
 
 
 async def test_write_without_ttl_removes_every_deadline(client: aioredis.Redis) -> None:
@@ -244,17 +265,23 @@ async def test_injected_client_is_never_closed(client: aioredis.Redis) -> None:
     assert await client.ping() is True
 
 
-async def test_from_url_session_owns_and_closes_its_client(redis_server: RedisServer) -> None:
-    session = RedisSession.from_url(unique_id(), redis_server.url)
+async def connections_named(client: aioredis.Redis, name: str) -> int:
+    return sum(1 for entry in await client.client_list() if entry.get("name") == name)
+
+
+async def test_from_url_session_owns_and_closes_its_client(
+    redis_server: RedisServer, client: aioredis.Redis
+) -> None:
+    name = unique_id("owned")
+    session = RedisSession.from_url(unique_id(), f"{redis_server.url}?client_name={name}")
     await session.add_items([user("a")])
-    client = session.client
+    assert await session.get_items() == [user("a")]
+    assert await connections_named(client, name) >= 1  # it did connect...
     await session.close()
     with pytest.raises(SessionClosedError):
         session.client  # noqa: B018
-    pool = client.connection_pool
-    assert pool._in_use_connections == set()
-    assert pool._available_connections  # it did connect...
-    assert not any(conn.is_connected for conn in pool._available_connections)  # ...and closed
+    await asyncio.sleep(0.05)  # the server notices closed sockets on its next event loop turn
+    assert await connections_named(client, name) == 0  # ...and closed every connection
 
 
 async def test_from_url_reads_options_from_the_query(redis_server: RedisServer) -> None:

@@ -21,11 +21,11 @@ local function set_deadline(member, now, ttl_ms)
 end
 
 -- Record a write: creation time once, update time, the index entry and the deadline.
+-- Every write stamps 'updated', so a hash that gains that field (HSET counts the fields it
+-- adds) is a new session's: only then are 'created' and 'id' written.
 local function mark_written(member, session_id, now, ttl_ms)
-  if redis.call('HSETNX', META, 'created', now) == 1 then
-    redis.call('HSET', META, 'updated', now, 'id', session_id)
-  else
-    redis.call('HSET', META, 'updated', now)
+  if redis.call('HSET', META, 'updated', now) == 1 then
+    redis.call('HSET', META, 'created', now, 'id', session_id)
   end
   redis.call('ZADD', INDEX, now, member)
   set_deadline(member, now, ttl_ms)

@@ -14,11 +14,15 @@ if ARGV[7] == '1' then
   -- Forgetting expired tokens is amortized: the caller asks for it on a fraction of appends.
   redis.call('ZREMRANGEBYSCORE', TOKENS, '-inf', now)
 end
--- The tokens set lives as long as its longest-lived token, not as long as the session: a
--- batch resent after the session expired or was cleared is still recognized (an
--- idempotency key for 24 h), and an idle session's tokens do not stay forever.
-local last = redis.call('ZRANGE', TOKENS, -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', TOKENS, last[2])
+-- The tokens set outlives every token in it, not the session: a batch resent after the
+-- session expired or was cleared is still recognized (an idempotency key for 24 h), and an
+-- idle session's tokens do not stay forever. Its deadline moves, by one token lifetime
+-- beyond the new token's, only when the new token would outlive it: once per token
+-- lifetime, not on every append.
+local tokens_ttl = redis.call('PTTL', TOKENS)
+if tokens_ttl < 0 or now + tokens_ttl < token_deadline then
+  redis.call('PEXPIREAT', TOKENS, token_deadline + tonumber(ARGV[4]))
+end
 push_all(8)
 trim(ARGV[6])
 mark_written(member, session_id, now, ARGV[5])
