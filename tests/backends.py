@@ -40,30 +40,57 @@ class Backend:
 
 
 class RedisBackend(Backend):
-    def __init__(self, make_client: Callable[[], Any], name: str, url: str) -> None:
+    """Sessions over redis-py clients the tests make (`injected`), or, by default, sessions
+    of stores opened by URL, which send on their own direct lane (the way users open them).
+    `client` is always a plain client of the same server, for looking behind the library."""
+
+    def __init__(
+        self, make_client: Callable[[], Any], name: str, url: str, *, injected: bool = False
+    ) -> None:
         self.name = name
         self.url = url
+        self.injected = injected
         self._make_client = make_client
         self._clients: list[Any] = []
         self.prefix = unique_id("t")
         self.client = self._new_client()
         self._owning: list[RedisSession] = []
-        self.store = RedisStore(self.client, key_prefix=self.prefix)
+        self._url_stores: list[RedisStore] = []
+        self._by_prefix: dict[str, RedisStore] = {}
+        self.store = (
+            RedisStore(self.client, key_prefix=self.prefix)
+            if injected
+            else self._store_for(self.prefix)
+        )
 
     def _new_client(self) -> Any:
         client = self._make_client()
         self._clients.append(client)
         return client
 
+    def _new_url_store(self, key_prefix: str) -> RedisStore:
+        store = RedisStore.from_url(self.url, key_prefix=key_prefix)
+        self._url_stores.append(store)
+        return store
+
+    def _store_for(self, key_prefix: str) -> RedisStore:
+        if key_prefix not in self._by_prefix:
+            self._by_prefix[key_prefix] = self._new_url_store(key_prefix)
+        return self._by_prefix[key_prefix]
+
     def session(self, session_id: str | None = None, **options: Any) -> RedisSession:
-        options.setdefault("key_prefix", self.prefix)
-        return RedisSession(
-            unique_id() if session_id is None else session_id, client=self.client, **options
-        )
+        session_id = unique_id() if session_id is None else session_id
+        key_prefix = options.pop("key_prefix", self.prefix)
+        if self.injected:
+            return RedisSession(session_id, client=self.client, key_prefix=key_prefix, **options)
+        return self._store_for(key_prefix).session(session_id, **options)
 
     def other_client_session(self, session_id: str, **options: Any) -> RedisSession:
-        options.setdefault("key_prefix", self.prefix)
-        return RedisSession(session_id, client=self._new_client(), **options)
+        key_prefix = options.pop("key_prefix", self.prefix)
+        if self.injected:
+            client = self._new_client()
+            return RedisSession(session_id, client=client, key_prefix=key_prefix, **options)
+        return self._new_url_store(key_prefix).session(session_id, **options)
 
     def owning_session(self, session_id: str | None = None, **options: Any) -> RedisSession:
         options.setdefault("key_prefix", self.prefix)
@@ -80,6 +107,8 @@ class RedisBackend(Backend):
     async def aclose(self) -> None:
         for session in self._owning:
             await session.close()
+        for store in self._url_stores:
+            await store.close()
         for client in self._clients:
             await client.aclose()
 

@@ -60,19 +60,33 @@ def sentinel_client(topology: SentinelTopology) -> aioredis.Redis:
     return Sentinel(topology.sentinels).master_for(topology.service_name)  # type: ignore[no-any-return]
 
 
-BACKENDS = ["redis", "redis-cluster", "redis-sentinel", "sqlite-file", "sqlite-memory"]
+# "redis" and "redis-sentinel" are stores opened by URL (their sessions send on the store's
+# direct lane); "redis-injected" and "redis-cluster" run over redis-py clients passed in.
+BACKENDS = [
+    "redis",
+    "redis-injected",
+    "redis-cluster",
+    "redis-sentinel",
+    "sqlite-file",
+    "sqlite-memory",
+]
 
 
 @pytest.fixture(params=BACKENDS)
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     kind: str = request.param
     made: Backend
-    if kind == "redis":
+    if kind in ("redis", "redis-injected"):
         server: RedisServer = request.getfixturevalue("redis_server")
-        made = RedisBackend(lambda: aioredis.Redis.from_url(server.url), kind, server.url)
+        made = RedisBackend(
+            lambda: aioredis.Redis.from_url(server.url),
+            kind,
+            server.url,
+            injected=kind == "redis-injected",
+        )
     elif kind == "redis-cluster":
         cluster: ClusterTopology = request.getfixturevalue("redis_cluster")
-        made = RedisBackend(lambda: cluster_client(cluster), kind, cluster.url)
+        made = RedisBackend(lambda: cluster_client(cluster), kind, cluster.url, injected=True)
     elif kind == "redis-sentinel":
         topology: SentinelTopology = request.getfixturevalue("redis_sentinel")
         made = RedisBackend(lambda: sentinel_client(topology), kind, topology.url)

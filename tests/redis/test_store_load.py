@@ -44,8 +44,10 @@ async def converse(session: RedisSession, turns: int) -> None:
 async def test_a_thousand_concurrent_sessions_share_one_default_store_without_errors(
     redis_server: Any,
 ) -> None:
-    # A default store (a blocking pool of 64); the prefix only keeps this test's keys apart.
-    store = RedisStore.from_url(redis_server.url, key_prefix=unique_id("load"))
+    # A default store (at most 64 connections for sessions); the prefix only keeps this
+    # test's keys apart, the client name lets the server count this store's connections.
+    name = unique_id("load")
+    store = RedisStore.from_url(f"{redis_server.url}?client_name={name}", key_prefix=name)
     try:
         sessions = [store.session(f"conversation-{n:04d}") for n in range(SESSIONS)]
         errors = await run_all([lambda s=s: converse(s, TURNS) for s in sessions])
@@ -57,11 +59,15 @@ async def test_a_thousand_concurrent_sessions_share_one_default_store_without_er
             assert history == expected, session.session_id
         assert await store.count_sessions() == SESSIONS
 
+        # Sessions send on the store's direct lane; its client's pool served the count.
         pool = store.client.connection_pool
         assert isinstance(pool, aioredis.BlockingConnectionPool)
-        opened = len(pool._available_connections) + len(pool._in_use_connections)
-        # Every connection of the pool was needed, and none beyond it: the rest waited.
-        assert opened == pool.max_connections == 64
+        by_pool = len(pool._available_connections) + len(pool._in_use_connections)
+        async with aioredis.Redis.from_url(redis_server.url) as admin:
+            named = [c for c in await admin.client_list() if c.get("name") == name]
+        # Every one of the 64 session connections was needed, and none beyond them: the
+        # other callers waited.
+        assert len(named) - by_pool == 64
     finally:
         await store.close()
 

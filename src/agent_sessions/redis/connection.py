@@ -30,6 +30,7 @@ from ..errors import ConfigurationError, SessionClosedError
 from ..options import SessionOptions
 from ..urls import mask_url, parse_bool, split_options, split_userinfo
 from .keys import validate_key_prefix
+from .lane import Lane
 
 __all__ = [
     "DEFAULT_REDIS_URL",
@@ -45,6 +46,8 @@ AnyRedis: TypeAlias = "aioredis.Redis | RedisCluster"
 _T = TypeVar("_T")
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+#: Connections of a lane when neither the caller nor the URL sets `max_connections`.
+DEFAULT_LANE_SIZE = 64
 
 REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
 
@@ -201,6 +204,13 @@ class RedisConfig:
                 pool_options["connection_class"] = aioredis.SSLConnection
         pool = pool_class(**pool_options)
         return aioredis.Redis.from_pool(pool)
+
+    def make_lane(self, client: Any, *, max_connections: int | None = None) -> Lane:
+        """The direct lane (see `lane.py`) of a standalone or Sentinel client from
+        `make_client`: the same connection settings, limit and pool wait."""
+        pool = client.connection_pool
+        limit = max_connections or self.store_options.get("max_connections") or DEFAULT_LANE_SIZE
+        return Lane(pool, max_connections=limit, wait_timeout=self.driver_options.get("timeout"))
 
 
 # Set while a task runs a command or pipeline of a `BlockingRedisCluster`: what that command
@@ -434,9 +444,11 @@ def _check_tls(config: RedisConfig) -> RedisConfig:
     return config
 
 
-async def close_client(client: Any) -> None:
-    """Close a client `RedisConfig.make_client` made, with the connections it opened to
-    the sentinels, which closing a `master_for` client leaves open."""
+async def close_client(client: Any, lane: Lane | None = None) -> None:
+    """Close a client `RedisConfig.make_client` made, with its lane's connections and the
+    connections it opened to the sentinels, which closing a `master_for` client leaves open."""
+    if lane is not None:
+        await lane.aclose()
     await client.aclose()
     manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
     for sentinel in getattr(manager, "sentinels", ()):
@@ -476,6 +488,9 @@ class ClientSource:
         self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
+        self._lanes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Lane] = (
+            weakref.WeakKeyDictionary()
+        )
         self._guard = threading.Lock()
 
     @property
@@ -505,7 +520,22 @@ class ClientSource:
                         max_connections=self._max_connections, blocking=self._blocking
                     )
                     self._by_loop[loop] = client
+                    if not isinstance(client, RedisCluster):
+                        self._lanes[loop] = self.config.make_lane(
+                            client, max_connections=self._max_connections
+                        )
         return client
+
+    def lane(self) -> Lane | None:
+        """The direct lane for the running loop's client, if this source opened that client
+        and it is not a cluster client (see `lane.py`); None otherwise."""
+        if self._client is not None:
+            return None
+        lane = self._lanes.get(asyncio.get_running_loop())
+        if lane is None:
+            self.get()  # raises when closed; makes the client (and its lane) on first use
+            lane = self._lanes.get(asyncio.get_running_loop())
+        return lane
 
     async def aclose(self, owner: str = "RedisStore") -> None:
         """Close the clients this source opened (never an injected one); later use raises
@@ -516,16 +546,19 @@ class ClientSource:
         with self._guard:
             clients = list(self._by_loop.items())
             self._by_loop.clear()
+            lanes = dict(self._lanes)
+            self._lanes.clear()
         try:
             current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             current = None
         for loop, client in clients:
+            lane = lanes.get(loop)
             if loop is current:
-                await close_client(client)
+                await close_client(client, lane)
             elif not loop.is_closed() and loop.is_running():
                 # Another thread's loop: close there; its connections belong to it.
-                asyncio.run_coroutine_threadsafe(close_client(client), loop)
+                asyncio.run_coroutine_threadsafe(close_client(client, lane), loop)
             # A closed loop took its sockets with it; nothing to await.
 
     async def ready(self) -> Any:

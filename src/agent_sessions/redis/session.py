@@ -197,8 +197,12 @@ class RedisSession(BaseSession):
     async def _run(
         self, script: scripts.LuaScript, args: list[Any], extra_keys: tuple[bytes, ...] = ()
     ) -> Any:
+        keys = self._script_keys + extra_keys if extra_keys else self._script_keys
+        lane = self._source.lane()
+        if lane is not None:
+            return await script.on_lane(lane, keys, args)
         client = await self._source.ready()
-        return await script(client, self._script_keys + extra_keys, args)
+        return await script(client, keys, args)
 
     async def _run_retrying(
         self, script: scripts.LuaScript, args: list[Any], extra_keys: tuple[bytes, ...] = ()
@@ -219,31 +223,33 @@ class RedisSession(BaseSession):
         items_key = self._script_keys[0]
         refresh = self._options.refresh_ttl_on_read and self._options.ttl is not None
 
+        touch_args = [self._member, self._ttl_arg]
+        commands: list[tuple[Any, ...]] = (
+            [("LRANGE", items_key, 0, -1)]
+            if count is None
+            else [("LLEN", items_key), ("LRANGE", items_key, -count, -1)]
+        )
+        if refresh:
+            keys = self._script_keys
+            commands.append(("EVALSHA", scripts.TOUCH.sha, len(keys), *keys, *touch_args))
+
         async def read() -> tuple[list[RawItem], int]:
-            client = await self._source.ready()
-            if count is None and not refresh:
-                raws = await client.lrange(items_key, 0, -1)
-                return raws, len(raws)
-            pipe = client.pipeline(transaction=False)
-            if count is None:
-                pipe.lrange(items_key, 0, -1)
+            lane = self._source.lane()
+            if lane is not None:
+                results = await lane.execute(commands)
             else:
-                pipe.llen(items_key)
-                pipe.lrange(items_key, -count, -1)
-            if refresh:
-                touch_args = [self._member, self._ttl_arg]
-                pipe.execute_command(
-                    "EVALSHA",
-                    scripts.TOUCH.sha,
-                    len(self._script_keys),
-                    *self._script_keys,
-                    *touch_args,
-                )
-            results = await pipe.execute(raise_on_error=False)
+                client = await self._source.ready()
+                if len(commands) == 1:
+                    raws = await client.lrange(items_key, 0, -1)
+                    return raws, len(raws)
+                pipe = client.pipeline(transaction=False)
+                for command in commands:
+                    pipe.execute_command(*command)
+                results = await pipe.execute(raise_on_error=False)
             if refresh:
                 touched = results.pop()
                 if isinstance(touched, NoScriptError):
-                    await scripts.TOUCH(client, self._script_keys, touch_args)
+                    await self._run(scripts.TOUCH, touch_args)
                 elif isinstance(touched, Exception):
                     raise touched
             for result in results:

@@ -15,6 +15,7 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from ..connection import AnyRedis
+from ..lane import Lane
 
 __all__ = ["LuaScript", "load_script"]
 
@@ -32,6 +33,7 @@ class LuaScript:
         self.name = name
         self.source = source
         self.sha = hashlib.sha1(source.encode("utf-8")).hexdigest()
+        self._sha_bytes = self.sha.encode()
 
     async def __call__(
         self, client: AnyRedis, keys: Sequence[str | bytes], args: Sequence[EncodableArg]
@@ -40,6 +42,15 @@ class LuaScript:
             return await client.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
             return await client.eval(self.source, len(keys), *keys, *args)
+
+    async def on_lane(
+        self, lane: Lane, keys: Sequence[str | bytes], args: Sequence[EncodableArg]
+    ) -> Any:
+        """The same call, sent on a direct lane."""
+        try:
+            return await lane.call(b"EVALSHA", self._sha_bytes, len(keys), *keys, *args)
+        except NoScriptError:
+            return await lane.call(b"EVAL", self.source, len(keys), *keys, *args)
 
     def __repr__(self) -> str:
         return f"LuaScript({self.name!r}, sha={self.sha[:12]})"

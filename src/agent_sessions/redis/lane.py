@@ -1,0 +1,187 @@
+"""The direct lane: a session's scripts and reads sent straight on connections of its own.
+
+redis-py's asyncio client spends more time per command checking a connection out of its pool
+and back in than a short Lua script takes to run on the server (pool locks, a readiness probe
+of the socket, connection-count bookkeeping). A session's commands are small, independent
+requests, so for the clients this package opens itself (standalone and Sentinel) it keeps a
+small LIFO of connections and checks them out with a list pop.
+
+What redis-py's own command path does is kept: each connection is made by the client's pool
+(so Sentinel connections find the current master, TLS and credentials apply), a command is
+retried with the connection's `Retry` policy, and a connection whose exchange was interrupted
+(error, timeout, cancellation) is disconnected by redis-py before it comes back, so a reply
+can never be read by the wrong caller. At most `max_connections` exchanges are in flight;
+more wait (up to `wait_timeout`) as on a blocking pool.
+
+Cluster clients do not use a lane: they route each command to the node owning its slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from redis.exceptions import AuthenticationError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# The `fast` extra: hiredis packs a command several times faster than redis-py's Python
+# (AGENT_SESSIONS_NO_FAST=1 turns it off, as it does orjson).
+_hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None = None
+if not os.environ.get("AGENT_SESSIONS_NO_FAST"):
+    with contextlib.suppress(ImportError):
+        from hiredis import pack_command as _hiredis_pack
+
+__all__ = ["Lane"]
+
+Command = Sequence[bytes | str | int | float]
+
+
+class Lane:
+    """Connections of one client's pool, used directly, one exchange at a time each."""
+
+    def __init__(
+        self, pool: Any, *, max_connections: int, wait_timeout: float | None = None
+    ) -> None:
+        self._pool = pool
+        self._idle: list[Any] = []
+        self._all: list[Any] = []
+        self._slots = asyncio.Semaphore(max_connections)
+        self._wait_timeout = wait_timeout
+        self.max_connections = max_connections
+        self._closed = False
+
+    @property
+    def connections(self) -> int:
+        """How many connections the lane has made (open or not)."""
+        return len(self._all)
+
+    async def _checkout(self) -> Any:
+        if self._closed:
+            raise RedisConnectionError("the connection lane is closed")
+        if self._slots.locked():
+            try:
+                await asyncio.wait_for(self._slots.acquire(), self._wait_timeout)
+            except asyncio.TimeoutError:
+                raise RedisConnectionError("No connection available.") from None
+        else:
+            await self._slots.acquire()  # free: returns at once
+        if self._idle:
+            return self._idle.pop()
+        try:
+            connection = self._pool.make_connection()
+        except BaseException:
+            self._slots.release()
+            raise
+        self._all.append(connection)
+        return connection
+
+    async def _checkin(self, connection: Any) -> None:
+        self._slots.release()
+        if self._closed:
+            # Closed while this exchange ran: the connection goes, not back to the idle list.
+            await connection.disconnect()
+        else:
+            self._idle.append(connection)
+
+    def _pack(self, connection: Any, commands: Sequence[Command]) -> list[bytes]:
+        if _hiredis_pack is not None:
+            return [_hiredis_pack(tuple(command)) for command in commands]
+        packed: list[bytes] = []
+        for command in commands:
+            packed += connection.pack_command(*command)
+        return packed
+
+    async def execute(self, commands: Sequence[Command]) -> list[Any]:
+        """Send `commands` in one write and read their replies: one round trip.
+
+        An error reply comes back in its place as a `ResponseError` (as redis-py's
+        `execute(raise_on_error=False)` does). A connection error or timeout is retried with
+        the connection's retry policy, as redis-py's command path does, and raises when that
+        runs out.
+        """
+        connection = await self._checkout()
+        try:
+            packed = self._pack(connection, commands)
+            try:
+                return await _exchange(connection, packed, len(commands))
+            except (RedisConnectionError, RedisTimeoutError) as error:
+                retry = getattr(connection, "retry", None)
+                if retry is None or isinstance(error, AuthenticationError):
+                    raise  # a refused password fails the same way every time
+
+            async def again() -> list[Any]:
+                return await _exchange(connection, packed, len(commands))
+
+            async def fail(*_args: Any) -> None:
+                await connection.disconnect()
+
+            return await retry.call_with_retry(again, fail)  # type: ignore[no-any-return]
+        finally:
+            await self._checkin(connection)
+
+    async def call(self, *command: bytes | str | int | float) -> Any:
+        """One command, one round trip; an error reply raises."""
+        reply = (await self.execute((command,)))[0]
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
+
+    async def aclose(self) -> None:
+        """Disconnect every connection; later calls raise a connection error."""
+        self._closed = True
+        connections, self._all, self._idle = self._all, [], []
+        for connection in connections:
+            await connection.disconnect()
+
+
+async def _exchange(connection: Any, packed: list[bytes], replies: int) -> list[Any]:
+    if not connection.is_connected:
+        # The connection's own connect(), as a pool does: a Sentinel-managed connection asks
+        # the sentinels for the master there, while send_packed_command's implicit connect
+        # would go to the default address.
+        await connection.connect()
+    await _send(connection, packed)
+    results: list[Any] = []
+    for _ in range(replies):
+        try:
+            results.append(await connection.read_response())
+        except ResponseError as error:
+            results.append(error)
+    return results
+
+
+async def _send(connection: Any, packed: list[bytes]) -> None:
+    """Write a request, waiting (up to the socket timeout) only when the socket cannot take it
+    all at once.
+
+    redis-py's `send_packed_command` wraps every write in `asyncio.wait_for`, which on Python
+    3.11 runs it as a task of its own: two extra turns of the event loop per command, more
+    than the rest of a short request costs. A request that fits the socket's buffer is
+    written without waiting, so it needs no timeout.
+    """
+    writer: Any = getattr(connection, "_writer", None)
+    transport = getattr(writer, "transport", None)
+    if transport is None or transport.is_closing():
+        # Not the stream layout this was written for, or a connection the server closed:
+        # redis-py's own send reconnects or reports it.
+        await connection.send_packed_command(packed)
+        return
+    if connection.health_check_interval:
+        await connection.check_health()  # a PING first when the interval has passed
+    try:
+        writer.writelines(packed)
+        if transport.get_write_buffer_size():
+            await asyncio.wait_for(writer.drain(), connection.socket_timeout)
+    except asyncio.TimeoutError:
+        await connection.disconnect(nowait=True)
+        raise RedisTimeoutError("Timeout writing to socket") from None
+    except OSError as error:
+        await connection.disconnect(nowait=True)
+        raise RedisConnectionError(f"Error while writing to socket: {error}") from error
+    except BaseException:
+        await connection.disconnect(nowait=True)
+        raise
