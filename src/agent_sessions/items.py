@@ -49,33 +49,44 @@ def _path(parts: Sequence[str | int]) -> str:
     return "item" + "".join(f"[{p!r}]" for p in parts)
 
 
-_PLAIN = frozenset({str, int, bool, type(None)})
-
-
 def _plainly_json(item: dict[str, Any]) -> bool:
     """The common case, fast: exact built-in types only, finite floats, `str` keys.
 
-    False means "look closer" (a subclass, or something wrong), not necessarily invalid.
+    False means "look closer" (a subclass, something wrong, or nesting deeper than this
+    recursive check goes), not necessarily invalid.
     """
-    plain = _PLAIN
-    stack: list[Any] = [item]
-    while stack:
-        value = stack.pop()
-        kind = type(value)
-        if kind is dict:
-            for key, child in value.items():
-                if type(key) is not str:
-                    return False
-                if type(child) not in plain:
-                    stack.append(child)
-        elif kind is list:
-            stack.extend(child for child in value if type(child) not in plain)
-        elif kind is float:
-            if not math.isfinite(value):
-                return False
-        elif kind not in plain:
+    try:
+        return _plain_dict(item)
+    except RecursionError:
+        return False
+
+
+def _plain_dict(value: dict[Any, Any]) -> bool:
+    for key, child in value.items():
+        if type(key) is not str:
+            return False
+        kind = type(child)
+        if kind is str or kind is int or kind is bool or child is None:
+            continue
+        if not _plain_value(child, kind):
             return False
     return True
+
+
+def _plain_value(value: Any, kind: type) -> bool:
+    if kind is dict:
+        return _plain_dict(value)
+    if kind is list:
+        for child in value:
+            child_kind = type(child)
+            if child_kind is str or child_kind is int or child_kind is bool or child is None:
+                continue
+            if not _plain_value(child, child_kind):
+                return False
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    return False
 
 
 def validate_item(item: Any) -> None:
@@ -127,6 +138,10 @@ def encode_item(item: Any, *, max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES) -> b
         data = _dumps(item)
     except (TypeError, ValueError) as exc:  # unpaired surrogates, mostly
         raise InvalidItemError(f"item cannot be encoded as UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidItemError(
+            "item is nested too deeply to encode as JSON (beyond Python's recursion limit)"
+        ) from None
     if len(data) > max_item_bytes:
         raise InvalidItemError(
             f"item is {len(data)} bytes encoded, more than max_item_bytes={max_item_bytes}"
