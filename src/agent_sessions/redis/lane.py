@@ -51,13 +51,7 @@ class Lane:
         self._all: list[Any] = []
         self._slots = asyncio.Semaphore(max_connections)
         self._wait_timeout = wait_timeout
-        self.max_connections = max_connections
         self._closed = False
-
-    @property
-    def connections(self) -> int:
-        """How many connections the lane has made (open or not)."""
-        return len(self._all)
 
     async def _checkout(self) -> Any:
         if self._closed:
@@ -113,13 +107,12 @@ class Lane:
                 if retry is None or isinstance(error, AuthenticationError):
                     raise  # a refused password fails the same way every time
 
-            async def again() -> list[Any]:
-                return await _exchange(connection, packed, len(commands))
-
             async def fail(*_args: Any) -> None:
                 await connection.disconnect()
 
-            return await retry.call_with_retry(again, fail)  # type: ignore[no-any-return]
+            return await retry.call_with_retry(  # type: ignore[no-any-return]
+                lambda: _exchange(connection, packed, len(commands)), fail
+            )
         finally:
             await self._checkin(connection)
 
