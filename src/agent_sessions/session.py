@@ -7,7 +7,9 @@ primitives that a backend provides. A backend never validates, decodes or window
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Generator, Mapping, Sequence
@@ -33,6 +35,29 @@ logger = logging.getLogger("agent_sessions")
 AUTO_TOKEN_TTL_MS = 10 * 60 * 1000
 #: How long an explicit `idempotency_key` is remembered at least (longer if the TTL is).
 IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000
+
+
+def _fresh_token_source() -> None:
+    global _token_prefix, _token_serials
+    _token_prefix = "b:" + secrets.token_urlsafe(12) + "."
+    _token_serials = itertools.count()
+
+
+_token_prefix = ""
+_token_serials = itertools.count()
+_fresh_token_source()
+# A forked child would repeat its parent's tokens, and a repeated token drops a batch.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_token_source)
+
+
+def batch_token() -> str:
+    """A token no other batch has: 96 random bits per process, then a serial number.
+
+    Several times cheaper than fresh random bytes per call, which the append path notices.
+    """
+    return f"{_token_prefix}{next(_token_serials):x}"
+
 
 RawItem = bytes | str
 _S = TypeVar("_S", bound="BaseSession")
@@ -274,7 +299,7 @@ class BaseSession(ABC):
         if not encoded:
             return
         if idempotency_key is None:
-            token = "b:" + secrets.token_urlsafe(12)
+            token = batch_token()
             token_ttl_ms = AUTO_TOKEN_TTL_MS
         else:
             token = "k:" + idempotency_key

@@ -5,6 +5,7 @@ name, not by looking inside the lane."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from agent_sessions import RedisStore
 from agent_sessions.redis import lane as lane_module
@@ -138,6 +140,39 @@ async def test_connections_killed_by_the_server_are_replaced(
         await asyncio.gather(*(s.add_items([user("b")]) for s in sessions))
         for session in sessions:
             assert await session.get_items() == [user("a"), user("b")]
+
+
+async def test_a_reply_slower_than_the_socket_timeout_raises_a_timeout(
+    redis_server: RedisServer,
+) -> None:
+    name = unique_id("slow")
+    async with open_store(redis_server, name, "&socket_timeout=0.2") as store:
+        lane = lane_of(store)
+        started = time.monotonic()
+        # The server would answer BLPOP after 10 s; every attempt gives up after 0.2 s.
+        with pytest.raises(RedisTimeoutError, match="Timeout reading"):
+            await lane.call("BLPOP", f"{name}:empty", 10)
+        assert time.monotonic() - started < 8
+        # The timed-out connections were dropped (the server let go of their BLPOPs), and
+        # the lane answers again on fresh ones.
+        assert await lane.call("PING") == b"PONG"
+        assert await lane.call("LPUSH", f"{name}:empty", "x") == 1
+        assert await lane.call("LLEN", f"{name}:empty") == 1
+
+
+async def test_a_timed_out_append_is_sent_again_and_applied_once(
+    redis_server: RedisServer, admin: aioredis.Redis
+) -> None:
+    name = unique_id("paused")
+    async with open_store(redis_server, name, "&socket_timeout=0.2") as store:
+        session = store.session("s")
+        await session.add_items([user("before")])
+        # Writes wait on the server for 0.7 s: the first sends of the append time out.
+        await admin.execute_command("CLIENT", "PAUSE", 700, "WRITE")
+        started = time.monotonic()
+        await session.add_items([user("during")])
+        assert time.monotonic() - started >= 0.4
+        assert await session.get_items() == [user("before"), user("during")]
 
 
 async def test_every_session_call_is_one_request_on_the_lane(

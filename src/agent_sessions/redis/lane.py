@@ -31,13 +31,23 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 # The `fast` extra: hiredis packs a command several times faster than redis-py's Python
 # (AGENT_SESSIONS_NO_FAST=1 turns it off, as it does orjson).
 _hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None = None
+# redis-py's asyncio hiredis parser and the value its reader returns for "not yet": replies
+# are then taken from that reader directly (see `_read_direct`).
+_HiredisParser: type | None = None
+_NOT_ENOUGH_DATA: object = object()
 if not os.environ.get("AGENT_SESSIONS_NO_FAST"):
     with contextlib.suppress(ImportError):
         from hiredis import pack_command as _hiredis_pack
+    with contextlib.suppress(ImportError):
+        from redis._parsers.hiredis import NOT_ENOUGH_DATA as _NOT_ENOUGH_DATA
+        from redis._parsers.hiredis import _AsyncHiredisParser as _HiredisParser
 
 __all__ = ["Lane"]
 
 Command = Sequence[bytes | str | int | float]
+
+#: Bytes asked of the socket per read (redis-py asks 64 KiB too).
+_READ_SIZE = 65536
 
 
 class Lane:
@@ -52,6 +62,9 @@ class Lane:
         self._slots = asyncio.Semaphore(max_connections)
         self._wait_timeout = wait_timeout
         self._closed = False
+        # Exchanges in flight that have a read timeout: their deadline and stream.
+        self._deadlines: dict[Any, tuple[float, asyncio.StreamReader]] = {}
+        self._watchdog: asyncio.TimerHandle | None = None
 
     async def _checkout(self) -> Any:
         if self._closed:
@@ -101,7 +114,7 @@ class Lane:
         try:
             packed = self._pack(connection, commands)
             try:
-                return await _exchange(connection, packed, len(commands))
+                return await self._exchange(connection, packed, len(commands))
             except (RedisConnectionError, RedisTimeoutError) as error:
                 retry = getattr(connection, "retry", None)
                 if retry is None or isinstance(error, AuthenticationError):
@@ -111,10 +124,59 @@ class Lane:
                 await connection.disconnect()
 
             return await retry.call_with_retry(  # type: ignore[no-any-return]
-                lambda: _exchange(connection, packed, len(commands)), fail
+                lambda: self._exchange(connection, packed, len(commands)), fail
             )
         finally:
             await self._checkin(connection)
+
+    async def _exchange(self, connection: Any, packed: list[bytes], replies: int) -> list[Any]:
+        if not connection.is_connected:
+            # The connection's own connect(), as a pool does: a Sentinel-managed connection
+            # asks the sentinels for the master there, while send_packed_command's implicit
+            # connect would go to the default address.
+            await connection.connect()
+        parser: Any = connection._parser
+        if not _reads_directly(connection, parser):
+            # redis-py's own reading: the pure-Python parsers, or a redis-py too old to say
+            # how RESP3 push messages look.
+            await _send(connection, packed)
+            return await _read_replies(connection, replies)
+        timeout = connection.socket_timeout
+        if timeout is None:
+            await _send(connection, packed)
+            return await _read_direct(connection, parser, replies)
+        self._watch(connection, parser._stream, timeout)
+        try:
+            await _send(connection, packed)
+            return await _read_direct(connection, parser, replies)
+        finally:
+            self._deadlines.pop(connection, None)
+
+    # -- read timeouts ---------------------------------------------------------------------
+    #
+    # redis-py bounds every read with an `asyncio.timeout` of its own: a timer made and
+    # cancelled per command, on the path from a reply's arrival back to the caller. The lane
+    # keeps one timer instead, due at the earliest deadline of the exchanges in flight; when
+    # it fires, an exchange past its deadline has its stream fail with `_ReadTimedOut`, which
+    # the reader turns into redis-py's `TimeoutError` after dropping the connection.
+
+    def _watch(self, connection: Any, stream: asyncio.StreamReader, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._deadlines[connection] = (deadline, stream)
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(deadline, self._expire, loop)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._watchdog = None
+        now = loop.time()
+        for connection, (deadline, stream) in list(self._deadlines.items()):
+            if deadline <= now:
+                del self._deadlines[connection]
+                stream.set_exception(_ReadTimedOut())
+        if self._deadlines:
+            earliest = min(deadline for deadline, _ in self._deadlines.values())
+            self._watchdog = loop.call_at(earliest, self._expire, loop)
 
     async def call(self, *command: bytes | str | int | float) -> Any:
         """One command, one round trip; an error reply raises."""
@@ -131,19 +193,88 @@ class Lane:
             await connection.disconnect()
 
 
-async def _exchange(connection: Any, packed: list[bytes], replies: int) -> list[Any]:
-    if not connection.is_connected:
-        # The connection's own connect(), as a pool does: a Sentinel-managed connection asks
-        # the sentinels for the master there, while send_packed_command's implicit connect
-        # would go to the default address.
-        await connection.connect()
-    await _send(connection, packed)
+class _NoPushes:
+    """Stands for the push message type when there is none: nothing is an instance."""
+
+
+class _ReadTimedOut(Exception):
+    """Set on a stream by the lane's watchdog when an exchange outlives the socket timeout."""
+
+
+def _reads_directly(connection: Any, parser: Any) -> bool:
+    """Whether `_read_direct` can read for this connection: redis-py's hiredis parser, and on
+    RESP3 one that names the push message type and handles those messages."""
+    if _HiredisParser is None or type(parser) is not _HiredisParser:
+        return False
+    if str(getattr(connection, "protocol", 2)) == "2":
+        return True
+    return getattr(parser, "_hiredis_PushNotificationType", None) is not None and hasattr(
+        parser, "handle_push_response"
+    )
+
+
+def _where(connection: Any) -> str:
+    host_error = getattr(connection, "_host_error", None)
+    return str(host_error()) if callable(host_error) else "the server"
+
+
+async def _read_replies(connection: Any, replies: int) -> list[Any]:
     results: list[Any] = []
     for _ in range(replies):
         try:
             results.append(await connection.read_response())
         except ResponseError as error:
             results.append(error)
+    return results
+
+
+async def _read_direct(connection: Any, parser: Any, replies: int) -> list[Any]:
+    """Read `replies` replies from redis-py's hiredis reader, as redis-py's own
+    `read_response` does (errors in place, a connection error raised), without its per-call
+    timeout context (the lane's watchdog bounds the exchange)."""
+    reader = parser._reader
+    stream = parser._stream
+    push_type = getattr(parser, "_hiredis_PushNotificationType", None) or _NoPushes
+    results: list[Any] = []
+    try:
+        while len(results) < replies:
+            reply = reader.gets()
+            if reply is _NOT_ENOUGH_DATA:
+                data = await stream.read(_READ_SIZE)
+                if not data:
+                    raise RedisConnectionError("Connection closed by server.")
+                reader.feed(data)
+                continue
+            if isinstance(reply, push_type):
+                # RESP3 out-of-band messages (e.g. maintenance notices): redis-py's handlers
+                # see them as they would on its own path; they answer no command.
+                await parser.handle_push_response(reply)
+                continue
+            if isinstance(reply, RedisConnectionError):
+                raise reply  # e.g. LOADING: redis-py raises these rather than return them
+            if isinstance(reply, list) and reply and isinstance(reply[0], RedisConnectionError):
+                raise reply[0]
+            results.append(reply)
+    except _ReadTimedOut:
+        await connection.disconnect(nowait=True)
+        raise RedisTimeoutError(f"Timeout reading from {_where(connection)}") from None
+    except OSError as error:
+        await connection.disconnect(nowait=True)
+        raise RedisConnectionError(
+            f"Error while reading from {_where(connection)} : {error.args}"
+        ) from None
+    except BaseException:
+        # A reply left unread must never reach the next caller: drop the connection.
+        await connection.disconnect(nowait=True)
+        raise
+    if stream.exception() is not None:
+        # The watchdog fired as the last reply came in: the replies are whole, but the
+        # stream now fails every read, so the connection is made afresh next time.
+        await connection.disconnect(nowait=True)
+    if connection.health_check_interval:
+        connection.next_health_check = (
+            asyncio.get_running_loop().time() + connection.health_check_interval
+        )
     return results
 
 

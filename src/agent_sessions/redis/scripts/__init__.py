@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from ..connection import AnyRedis
 from ..lane import Lane
@@ -47,10 +47,12 @@ class LuaScript:
         self, lane: Lane, keys: Sequence[str | bytes], args: Sequence[EncodableArg]
     ) -> Any:
         """The same call, sent on a direct lane."""
-        try:
-            return await lane.call(b"EVALSHA", self._sha_bytes, len(keys), *keys, *args)
-        except NoScriptError:
+        reply = (await lane.execute(((b"EVALSHA", self._sha_bytes, len(keys), *keys, *args),)))[0]
+        if isinstance(reply, NoScriptError):
             return await lane.call(b"EVAL", self.source, len(keys), *keys, *args)
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
 
     def __repr__(self) -> str:
         return f"LuaScript({self.name!r}, sha={self.sha[:12]})"
