@@ -7,6 +7,7 @@ import copy
 import datetime as dt
 import logging
 import math
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -259,6 +260,21 @@ async def test_update_metadata_merges_and_none_removes(backend: Backend) -> None
     assert info is not None
     assert info.metadata == {"user_id": "u1", "lang": "fr"}
     assert info.item_count == 0  # metadata alone creates the session
+
+
+async def test_the_creation_time_stays_and_the_update_time_moves(backend: Backend) -> None:
+    session = backend.session()
+    await session.update_metadata({"k": "v"})  # metadata first: it creates the session
+    first = await session.get_info()
+    assert first is not None
+    await asyncio.sleep(0.05)
+    await session.add_items([user("a")])
+    await asyncio.sleep(0.05)
+    await session.pop_item()
+    later = await session.get_info()
+    assert later is not None
+    assert later.created_at == first.created_at
+    assert later.updated_at >= first.updated_at + timedelta(milliseconds=90)
 
 
 async def test_removing_metadata_of_a_missing_session_creates_nothing(backend: Backend) -> None:

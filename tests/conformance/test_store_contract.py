@@ -174,6 +174,22 @@ async def test_purge_expired_removes_expired_sessions_and_counts_them(backend: B
     assert listed == keep[::-1]
 
 
+async def test_an_expired_session_written_again_without_ttl_lives_on(backend: Backend) -> None:
+    """The id of an expired session is reused before any purge ran: the new session has no
+    deadline, so it is listed, counted and survives purges (none of the old deadline's
+    bookkeeping may outlive the old session)."""
+    (session_id,) = await make_sessions(backend, 1, ttl=0.3)
+    await asyncio.sleep(0.6)
+    again = backend.store.session(session_id)
+    await again.add_items([user("again")])
+    assert await backend.store.purge_expired() == 0
+    assert await again.get_items() == [user("again")]
+    info = await backend.store.get_info(session_id)
+    assert info is not None and info.expires_at is None and info.item_count == 1
+    assert [i.session_id for i in (await backend.store.list_sessions()).sessions] == [session_id]
+    assert await backend.store.count_sessions() == 1
+
+
 async def test_a_session_expiring_while_listed_drops_out_of_later_pages(
     backend: Backend,
 ) -> None:

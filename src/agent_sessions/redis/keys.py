@@ -84,7 +84,7 @@ class BucketKeys:
 @dataclass(frozen=True)
 class SessionKeys:
     items: str  # LIST of JSON items, oldest first
-    meta: str  # HASH: id, created, updated (ms), "m:<key>" metadata
+    meta: str  # HASH: id, created (ms), "m:<key>" metadata (updated: the index score)
     tokens: str  # ZSET: batch tokens and idempotency keys, scored by their deadline
     lock: str  # STRING: the session lock's holder token, with a lease
     bucket: BucketKeys

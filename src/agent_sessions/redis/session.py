@@ -79,6 +79,14 @@ def _text(value: bytes | str) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
+def _update_time(score: Any, created: int) -> int:
+    """A session's update time in ms: its score in the bucket index (the creation time for a
+    hash without an index entry, which only a write behind the library's back leaves)."""
+    if score is None or score is False:
+        return created
+    return int(float(score))
+
+
 def _meta_fields(flat: list[Any]) -> tuple[dict[str, str], dict[str, str]]:
     """Split a HGETALL reply into (bookkeeping fields, user metadata)."""
     fields: dict[str, str] = {}
@@ -336,7 +344,7 @@ class RedisSession(BaseSession):
         return Snapshot(raws=list(reply[1]), metadata=metadata)
 
     async def _info(self) -> SessionInfo | None:
-        reply = await self._run_retrying(scripts.INFO, [])
+        reply = await self._run_retrying(scripts.INFO, [self._member])
         if not reply:
             return None
         fields, metadata = _meta_fields(reply[0])
@@ -345,7 +353,7 @@ class RedisSession(BaseSession):
         return SessionInfo(
             session_id=self.session_id,
             created_at=datetime_from_ms(created),
-            updated_at=datetime_from_ms(int(fields.get("updated", created))),
+            updated_at=datetime_from_ms(_update_time(reply[4], created)),
             item_count=item_count,
             expires_at=datetime_from_ms(now + pttl) if pttl >= 0 else None,
             metadata=metadata,

@@ -191,16 +191,16 @@ class RedisStore(BaseStore):
         member, score, meta, count, pttl = found
         fields, metadata = _meta_fields(meta)
         session_id = fields.get("id") or unescape_id(_b(member).decode("utf-8"))
-        created = int(fields.get("created", score))
+        updated = int(float(score))  # the index score is the update time
         info = SessionInfo(
             session_id=session_id,
-            created_at=datetime_from_ms(created),
-            updated_at=datetime_from_ms(int(fields.get("updated", score))),
+            created_at=datetime_from_ms(int(fields.get("created", updated))),
+            updated_at=datetime_from_ms(updated),
             item_count=int(count),
             expires_at=datetime_from_ms(now_ms + int(pttl)) if int(pttl) >= 0 else None,
             metadata=metadata,
         )
-        return _Candidate(score=int(float(score)), member=_b(member), info=info)
+        return _Candidate(score=updated, member=_b(member), info=info)
 
     async def list_sessions(
         self,

@@ -20,26 +20,37 @@ local function set_deadline(member, now, ttl_ms)
   end
 end
 
--- Record a write: creation time once, update time, the index entry and the deadline.
--- Every write stamps 'updated', so a hash that gains that field (HSET counts the fields it
--- adds) is a new session's: only then are 'created' and 'id' written.
+-- A new session's hash. An expired session of the same id may still have its deadline in
+-- the bucket's expiry index (until a purge): it goes, or the new session would count as
+-- expired, and a purge would delete it.
+local function create(member, session_id, now)
+  redis.call('HSET', META, 'created', now, 'id', session_id)
+  redis.call('ZREM', EXPIRY, member)
+end
+
+-- Record a write: the creation time and id once, the index entry (its score is the update
+-- time: the hash holds no copy of it, so a write touches the hash only when it creates it)
+-- and the deadline.
 local function mark_written(member, session_id, now, ttl_ms)
-  if redis.call('HSET', META, 'updated', now) == 1 then
-    redis.call('HSET', META, 'created', now, 'id', session_id)
+  if redis.call('EXISTS', META) == 0 then
+    create(member, session_id, now)
   end
   redis.call('ZADD', INDEX, now, member)
   set_deadline(member, now, ttl_ms)
 end
 
--- RPUSH in chunks: Lua's unpack() cannot spread thousands of arguments at once.
+-- RPUSH in chunks (Lua's unpack() cannot spread thousands of arguments at once). Returns
+-- the list's new length, or nil when there was nothing to push.
 local function push_all(first)
   local last = #ARGV
   local i = first
+  local length = nil
   while i <= last do
     local j = math.min(i + 999, last)
-    redis.call('RPUSH', ITEMS, unpack(ARGV, i, j))
+    length = redis.call('RPUSH', ITEMS, unpack(ARGV, i, j))
     i = j + 1
   end
+  return length
 end
 
 local function trim(max_items)

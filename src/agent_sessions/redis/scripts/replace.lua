@@ -4,18 +4,24 @@
 -- session (import, migrate) may keep its own creation and update times.
 local member, session_id = ARGV[1], ARGV[2]
 local pairs_end = 8 + 2 * tonumber(ARGV[8])
+local now = now_ms()
 redis.call('DEL', ITEMS)
 if ARGV[5] == '1' then
   redis.call('DEL', META)
+end
+if redis.call('EXISTS', META) == 0 then
+  create(member, session_id, now)
+end
+if ARGV[5] == '1' then
   for i = 9, pairs_end, 2 do
     redis.call('HSET', META, 'm:' .. ARGV[i], ARGV[i + 1])
   end
 end
 push_all(pairs_end + 1)
 trim(ARGV[4])
-mark_written(member, session_id, now_ms(), ARGV[3])
+mark_written(member, session_id, now, ARGV[3])
 if ARGV[6] ~= '' then
-  redis.call('HSET', META, 'created', ARGV[6], 'updated', ARGV[7])
+  redis.call('HSET', META, 'created', ARGV[6])
   redis.call('ZADD', INDEX, ARGV[7], member)
 end
 return 1
