@@ -22,6 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from agent_sessions import RedisSession, RedisStore
 from tests.backends import unique_id
+from tests.conformance.items import user
 from tests.redis.batches import applied_twice, batch, batch_key, stored_batches
 from tests.servers import RedisServer, SentinelTopology, start_sentinel
 
@@ -173,3 +174,80 @@ async def test_writes_survive_a_sentinel_failover_exactly_once(
     )
     assert role == b"master"
     assert stored_on_promoted == len(items)
+
+
+async def role_of(server: RedisServer) -> bytes | None:
+    try:
+        async with raw_client(server) as client:
+            return (await client.role())[0]  # type: ignore[no-any-return]
+    except (RedisConnectionError, RedisTimeoutError):
+        return None
+
+
+async def test_a_store_follows_a_graceful_failover_whose_old_master_stays_up(
+    topology: SentinelTopology,
+) -> None:
+    """SENTINEL FAILOVER demotes the master instead of killing it: the store's open
+    connections still reach it, and it now refuses writes with READONLY. That must send
+    the store to the new master (as redis-py's Sentinel connections do), not fail the
+    write."""
+    store = RedisStore.from_url(topology.url)
+    session = store.session(unique_id("graceful"))
+    try:
+        await session.add_items([user("before")])
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        async with raw_client(topology.replica) as replica:
+            while await replica.llen(session._keys.items) != 1:  # replicated: not lost
+                assert time.monotonic() < deadline, "the replica never got the first write"
+                await asyncio.sleep(0.05)
+        async with aioredis.Redis(
+            host=topology.sentinel.host, port=topology.sentinel.port
+        ) as sentinel:
+            await sentinel.execute_command("SENTINEL", "FAILOVER", topology.service_name)
+        while not (
+            await role_of(topology.replica) == b"master"
+            and await role_of(topology.master) == b"slave"
+        ):
+            assert time.monotonic() < deadline, "the failover did not complete"
+            await asyncio.sleep(0.1)
+        await session.add_items([user("after")])  # through a connection to the old master
+        assert await session.get_items() == [user("before"), user("after")]
+        async with raw_client(topology.replica) as promoted:
+            assert await promoted.llen(session._keys.items) == 2
+    finally:
+        await store.close()
+
+
+async def test_a_master_demoted_under_open_connections_sends_the_store_to_the_new_one(
+    topology: SentinelTopology,
+) -> None:
+    """The roles swap by hand, without Sentinel's reconfiguration (which also kills the
+    clients): the store's open connection reaches the old master, which answers the next
+    write with READONLY. The write must go to the new master, once."""
+    store = RedisStore.from_url(topology.url)
+    session = store.session(unique_id("demoted"))
+    try:
+        await session.add_items([user("before")])
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        async with raw_client(topology.replica) as replica, raw_client(topology.master) as old:
+            while await replica.llen(session._keys.items) != 1:
+                assert time.monotonic() < deadline, "the replica never got the first write"
+                await asyncio.sleep(0.05)
+            await replica.execute_command("REPLICAOF", "NO", "ONE")
+            await old.execute_command("REPLICAOF", topology.replica.host, topology.replica.port)
+            async with aioredis.Redis(
+                host=topology.sentinel.host, port=topology.sentinel.port
+            ) as sentinel:
+                name = topology.service_name
+                await sentinel.execute_command("SENTINEL", "REMOVE", name)
+                await sentinel.execute_command(
+                    "SENTINEL", "MONITOR", name, topology.replica.host, topology.replica.port, 1
+                )
+            await session.add_items([user("after")])
+            assert await replica.lrange(session._keys.items, 0, -1) == [
+                b'{"role":"user","content":"before"}',
+                b'{"role":"user","content":"after"}',
+            ]
+        assert await session.get_items() == [user("before"), user("after")]
+    finally:
+        await store.close()

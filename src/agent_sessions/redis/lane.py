@@ -24,7 +24,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from redis.exceptions import AuthenticationError, ResponseError
+from redis.exceptions import AuthenticationError, ReadOnlyError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -213,6 +213,11 @@ def _reads_directly(connection: Any, parser: Any) -> bool:
     )
 
 
+def _to_a_master(connection: Any) -> bool:
+    """A Sentinel-managed connection to whatever the sentinels call the master."""
+    return getattr(getattr(connection, "connection_pool", None), "is_master", False) is True
+
+
 def _where(connection: Any) -> str:
     host_error = getattr(connection, "_host_error", None)
     return str(host_error()) if callable(host_error) else "the server"
@@ -252,6 +257,10 @@ async def _read_direct(connection: Any, parser: Any, replies: int) -> list[Any]:
                 continue
             if isinstance(reply, RedisConnectionError):
                 raise reply  # e.g. LOADING: redis-py raises these rather than return them
+            if isinstance(reply, ReadOnlyError) and _to_a_master(connection):
+                # As redis-py's Sentinel connections do: the master this connection reached
+                # was demoted, so the retry asks the sentinels again.
+                raise RedisConnectionError("The previous master is now a replica")
             if isinstance(reply, list) and reply and isinstance(reply[0], RedisConnectionError):
                 raise reply[0]
             results.append(reply)
