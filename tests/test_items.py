@@ -45,3 +45,37 @@ def test_a_bad_value_deeper_than_the_recursion_limit_is_refused(leaf: Any) -> No
 def test_plain_items_round_trip_through_the_fast_check() -> None:
     items = [{"role": "user", "content": [{"type": "input_text", "text": "hi", "n": 1.5}]}]
     assert [decode_item(raw) for raw in encode_items(items)] == items
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        ({"v": math.nan}, "not JSON"),
+        ({"v": 2.0, 3: "int key"}, "keys must be str"),
+        ({"v": "x" * 2_000}, "max_item_bytes"),
+        ({"v": b"bytes"}, "bytes"),
+    ],
+)
+def test_the_bad_item_of_a_batch_is_named_by_its_index(bad: dict[Any, Any], says: str) -> None:
+    batch = [{"role": "user", "content": "fine"}, bad, {"role": "user", "content": "fine"}]
+    with pytest.raises(InvalidItemError, match=rf"items\[1\]: .*{says}"):
+        encode_items(batch, max_item_bytes=1_000)
+
+
+def test_items_beside_the_fast_path_encode_as_the_standard_library_does() -> None:
+    class Mapping(dict[str, Any]):
+        pass
+
+    batch: list[Any] = [
+        {"role": "user", "content": "plain"},
+        Mapping(role="user", content="a dict subclass"),
+        {"n": 2**70, "nested": [{"big": -(2**65)}]},  # beyond orjson's 64-bit integers
+        ({"t": (1, "tuple")}),
+    ]
+    encoded = encode_items(batch)
+    assert [json.loads(data) for data in encoded] == [
+        {"role": "user", "content": "plain"},
+        {"role": "user", "content": "a dict subclass"},
+        {"n": 2**70, "nested": [{"big": -(2**65)}]},
+        {"t": [1, "tuple"]},
+    ]

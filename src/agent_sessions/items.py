@@ -156,12 +156,32 @@ def encode_items(
     if isinstance(items, (str, bytes, Mapping)):
         raise InvalidItemError(f"items must be a list of dicts, not {type(items).__name__}")
     encoded: list[bytes] = []
-    for index, item in enumerate(items):
-        try:
-            encoded.append(encode_item(item, max_item_bytes=max_item_bytes))
-        except InvalidItemError as exc:
-            raise InvalidItemError(f"items[{index}]: {exc}") from None
+    if _orjson is not None:
+        # The common case inline (an append encodes every turn): exact dicts of plain JSON
+        # values, dumped by orjson. Anything else takes `encode_item`, which decides, names
+        # what is wrong, and falls back where orjson cannot go.
+        dumps = _orjson.dumps
+        for item in items:
+            try:
+                if type(item) is dict and _plain_dict(item):
+                    data = dumps(item)
+                    if len(data) <= max_item_bytes:
+                        encoded.append(data)
+                        continue
+            except (TypeError, _orjson.JSONEncodeError, RecursionError):
+                pass  # e.g. an int beyond 64 bits, or deep nesting
+            encoded.append(_encode_at(len(encoded), item, max_item_bytes))
+        return encoded
+    for item in items:
+        encoded.append(_encode_at(len(encoded), item, max_item_bytes))
     return encoded
+
+
+def _encode_at(index: int, item: Any, max_item_bytes: int) -> bytes:
+    try:
+        return encode_item(item, max_item_bytes=max_item_bytes)
+    except InvalidItemError as exc:
+        raise InvalidItemError(f"items[{index}]: {exc}") from None
 
 
 # orjson reads integers beyond 64 bits as floats, so an item that may hold a number of 19 or
