@@ -84,7 +84,10 @@ def write_sdk_sqlite(path: Path) -> None:
 
 
 def write_sdk_redis(url: str, key_prefix: str) -> None:
-    from agents.extensions.memory import RedisSession as SdkRedisSession
+    try:
+        from agents.extensions.memory import RedisSession as SdkRedisSession
+    except ImportError as exc:  # the SDK's own floor for redis-py is above this package's
+        pytest.skip(f"the SDK's RedisSession cannot be imported here: {exc}")
 
     async def write() -> None:
         client = aioredis.Redis.from_url(url)

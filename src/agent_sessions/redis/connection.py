@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
-from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.backoff import FullJitterBackoff, NoBackoff
 from redis.exceptions import AuthenticationError
 
 from ..errors import ConfigurationError, SessionClosedError
@@ -245,16 +245,23 @@ class BlockingRedisCluster(RedisCluster):
         )
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
-        if shard_hint:
-            return super().pipeline(transaction, shard_hint)  # redis-py refuses it
-        return _BlockingClusterPipeline(self, transaction)  # type: ignore[abstract]
+        if shard_hint or transaction:
+            # redis-py decides: it refuses both on some versions. The library never asks.
+            return super().pipeline(transaction, shard_hint)
+        return _BlockingClusterPipeline(self)  # type: ignore[abstract]
 
 
 class _BlockingClusterPipeline(ClusterPipeline):
-    cluster_client: BlockingRedisCluster
+    # ClusterPipeline's constructor and the name it keeps its client under vary across
+    # redis-py versions (5.0 takes the client alone): this keeps its own reference.
+    __slots__ = ("_limiter",)
+
+    def __init__(self, client: BlockingRedisCluster) -> None:
+        super().__init__(client)
+        self._limiter = client
 
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
-        return await self.cluster_client._in_slot(
+        return await self._limiter._in_slot(
             lambda: ClusterPipeline.execute(self, raise_on_error, allow_redirections)
         )
 
@@ -297,7 +304,7 @@ def _certificate_refused(error: BaseException) -> bool:
 def default_retry() -> Retry:
     """Retries of clients the library opens: a few, quickly, long enough for a failover;
     none when the server's certificate is refused."""
-    return _Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 5)
+    return _Retry(FullJitterBackoff(cap=1.0, base=0.05), 5)  # redis-py 5.0 has no newer name
 
 
 def _socket_only(options: Mapping[str, Any]) -> dict[str, Any]:

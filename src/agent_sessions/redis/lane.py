@@ -9,9 +9,16 @@ small LIFO of connections and checks them out with a list pop.
 What redis-py's own command path does is kept: each connection is made by the client's pool
 (so Sentinel connections find the current master, TLS and credentials apply), a command is
 retried with the connection's `Retry` policy, and a connection whose exchange was interrupted
-(error, timeout, cancellation) is disconnected by redis-py before it comes back, so a reply
-can never be read by the wrong caller. At most `max_connections` exchanges are in flight;
-more wait (up to `wait_timeout`) as on a blocking pool.
+(error, timeout, cancellation) is disconnected before it comes back, so a reply can never be
+read by the wrong caller. At most `max_connections` exchanges are in flight; more wait (up to
+`wait_timeout`) as on a blocking pool.
+
+With hiredis (the `fast` extra), replies are read straight from the hiredis reader of
+redis-py's parser, as redis-py's `read_response` would (error replies in place, connection
+errors raised, RESP3 push messages to redis-py's handlers, a demoted Sentinel master's
+READONLY turned into a connection error), but without its per-command timeout context: one
+watchdog timer per lane bounds the exchanges in flight by the socket timeout. Without
+hiredis, redis-py reads.
 
 Cluster clients do not use a lane: they route each command to the node owning its slot.
 """
@@ -141,13 +148,12 @@ class Lane:
             # how RESP3 push messages look.
             await _send(connection, packed)
             return await _read_replies(connection, replies)
+        await _send(connection, packed)  # bounded by the socket timeout itself when it waits
         timeout = connection.socket_timeout
         if timeout is None:
-            await _send(connection, packed)
             return await _read_direct(connection, parser, replies)
         self._watch(connection, parser._stream, timeout)
         try:
-            await _send(connection, packed)
             return await _read_direct(connection, parser, replies)
         finally:
             self._deadlines.pop(connection, None)
@@ -188,6 +194,9 @@ class Lane:
     async def aclose(self) -> None:
         """Disconnect every connection; later calls raise a connection error."""
         self._closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         connections, self._all, self._idle = self._all, [], []
         for connection in connections:
             await connection.disconnect()
