@@ -239,6 +239,28 @@ async def test_the_lane_is_closed_with_its_store(
         await lane.call("PING")
 
 
+async def test_a_store_sends_its_own_calls_on_the_lane_too(
+    redis_server: RedisServer, admin: aioredis.Redis
+) -> None:
+    """Listing, counting, purging, locks and ping use the lane's connections, not a pool
+    beside it: a store holds at most `max_connections` connections."""
+    name = unique_id("own")
+    async with open_store(redis_server, name, max_connections=2) as store:
+        sessions = [store.session(f"s{n}") for n in range(3)]
+        await sessions[0].add_items([user("kept")])
+        await sessions[1].add_items([user("short")])
+        await sessions[2].add_items([user("locked")])
+        async with sessions[2].lock(timeout=5):
+            assert await store.ping()
+            assert await store.count_sessions() == 3
+            listed = await store.list_sessions()
+            assert sorted(info.session_id for info in listed.sessions) == ["s0", "s1", "s2"]
+            assert await store.purge_expired() == 0
+            assert sorted(await store.session_ids()) == ["s0", "s1", "s2"]
+            assert await store.delete_session("s1") is True
+        assert await connections_named(admin, name) == 1
+
+
 async def test_injected_clients_have_no_lane(admin: aioredis.Redis) -> None:
     store = RedisStore(admin, key_prefix=unique_id("inj"))
     assert store._source.lane() is None

@@ -380,9 +380,13 @@ class RedisSession(BaseSession):
     # its own to delete (the lock object tells that apart from a lost lease by its clock).
 
     async def _lock_script(self, script: scripts.LuaScript, args: list[Any]) -> bool:
+        keys = (self._keys.lock.encode(),)
+
         async def call() -> Any:
-            client = await self._source.ready()
-            return await script(client, (self._keys.lock,), args)
+            lane = self._source.lane()
+            if lane is not None:
+                return await script.on_lane(lane, keys, args)
+            return await script(await self._source.ready(), keys, args)
 
         return bool(await retrying(call))
 

@@ -137,6 +137,9 @@ class RedisStore(BaseStore):
 
     async def ping(self) -> bool:
         self._check_open()
+        lane = self._source.lane()
+        if lane is not None:
+            return bool(await lane.call("PING"))
         return bool(await (await self._source.ready()).ping())
 
     async def _release(self) -> None:
@@ -157,25 +160,37 @@ class RedisStore(BaseStore):
         """
 
         async def run_all() -> list[Any]:
-            client = await self._source.ready()
             for attempt in range(2):
-                pipe = client.pipeline(transaction=False)
-                for bucket in buckets:
-                    keys = self._buckets[bucket]
-                    # execute_command: redis-py's cluster pipeline refuses its evalsha()
-                    # method, but routes a raw EVALSHA by its first key like any command.
-                    pipe.execute_command(
+                commands = [
+                    (
                         "EVALSHA",
                         script.sha,
                         2,
-                        keys.index,
-                        keys.expiry,
-                        keys.session_base,
+                        self._buckets[bucket].index,
+                        self._buckets[bucket].expiry,
+                        self._buckets[bucket].session_base,
                         *args(bucket),
                     )
-                results: list[Any] = await pipe.execute(raise_on_error=False)
+                    for bucket in buckets
+                ]
+                lane = self._source.lane()
+                if lane is not None:
+                    # A store that opened its own client sends these on the lane too, so
+                    # that it holds no more than `max_connections` connections.
+                    results = await lane.execute(commands)
+                else:
+                    client = await self._source.ready()
+                    pipe = client.pipeline(transaction=False)
+                    for command in commands:
+                        # execute_command: redis-py's cluster pipeline refuses its evalsha()
+                        # method, but routes a raw EVALSHA by its first key like any command.
+                        pipe.execute_command(*command)
+                    results = await pipe.execute(raise_on_error=False)
                 if attempt == 0 and any(isinstance(r, NoScriptError) for r in results):
-                    await client.script_load(script.source)  # every primary, on Cluster
+                    if lane is not None:
+                        await lane.call("SCRIPT", "LOAD", script.source)
+                    else:
+                        await client.script_load(script.source)  # every primary, on Cluster
                     continue
                 for result in results:
                     if isinstance(result, Exception):
@@ -271,8 +286,11 @@ class RedisStore(BaseStore):
         return [position[0], position[1], want, SCAN_BUDGET, *filters]
 
     async def _server_time_ms(self) -> int:
-        client = await self._source.ready()
-        seconds, micros = await client.time()
+        lane = self._source.lane()
+        if lane is not None:
+            seconds, micros = await lane.call("TIME")
+        else:
+            seconds, micros = await (await self._source.ready()).time()
         return int(seconds) * 1000 + int(micros) // 1000
 
     async def count_sessions(self) -> int:
