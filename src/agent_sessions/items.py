@@ -198,10 +198,15 @@ def decode_item(raw: bytes | str) -> dict[str, Any]:
     """Decode one stored item; raise `ValueError` when it is not a JSON object."""
     value: Any
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
-    if _orjson is not None and _LONG_RUN not in data.translate(_DIGITS_TO_ZERO):
-        value = _orjson.loads(data)  # JSONDecodeError is a ValueError
-    else:
-        value = _DECODER.decode(data.decode("utf-8"))
+    try:
+        if _orjson is not None and _LONG_RUN not in data.translate(_DIGITS_TO_ZERO):
+            value = _orjson.loads(data)  # JSONDecodeError is a ValueError
+        else:
+            value = _DECODER.decode(data.decode("utf-8"))
+    except RecursionError:
+        # Deeper than this process can parse (only a write behind the library's back, or by a
+        # process with a higher recursion limit, stores one): a corrupt item, not a crash.
+        raise ValueError("stored value is nested too deeply to decode") from None
     if not isinstance(value, dict):
         raise ValueError(f"stored value is a JSON {type(value).__name__}, not an object")
     return value

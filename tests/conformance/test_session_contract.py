@@ -611,7 +611,10 @@ async def test_bad_upto_turn_is_refused(backend: Backend, upto_turn: Any) -> Non
 
 # -- corrupt stored data ---------------------------------------------------------------------
 
-CORRUPT_VALUES = ["{not json", "[1, 2]", '"a string"', "NaN", ""]
+#: Deeper than any JSON parser here goes (orjson stops at 1,024 levels, the standard library
+#: at the recursion limit).
+TOO_DEEP = '{"v":' * 5_000 + "1" + "}" * 5_000
+CORRUPT_VALUES = ["{not json", "[1, 2]", '"a string"', "NaN", "", TOO_DEEP]
 
 
 @pytest.mark.parametrize("raw", CORRUPT_VALUES)
