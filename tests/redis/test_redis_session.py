@@ -206,6 +206,23 @@ async def test_write_without_ttl_removes_every_deadline(client: aioredis.Redis) 
     assert await client.zscore(keys.bucket.expiry, keys.member) is None
 
 
+async def test_an_append_makes_again_a_hash_evicted_from_under_a_ttl_session(
+    client: aioredis.Redis,
+) -> None:
+    """A volatile-* maxmemory policy may evict the session's hash (it has a TTL) and keep
+    its items: the next append with a TTL restores the hash, so the session is listed and
+    has info again."""
+    session = RedisSession(unique_id(), client=client, ttl=100)
+    await session.add_items([user("a")])
+    await client.delete(session._keys.meta)  # what an eviction would do
+    assert await session.get_info() is None
+    await session.add_items([user("b")])
+    info = await session.get_info()
+    assert info is not None and info.item_count == 2 and info.expires_at is not None
+    assert await client.hget(session._keys.meta, "id") == session.session_id.encode()
+    assert 0 < await client.pttl(session._keys.meta) <= 100_000
+
+
 async def test_read_refreshes_deadline_from_server_time(client: aioredis.Redis) -> None:
     session = RedisSession(unique_id(), client=client, ttl=100)
     await session.add_items([user("a")])

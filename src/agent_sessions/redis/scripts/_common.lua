@@ -8,12 +8,13 @@ end
 
 -- One deadline, from server time, for the session's items and metadata and its index entry;
 -- no TTL at all when ttl_ms is empty. (The tokens set keeps its own: see append.lua.)
+-- With a TTL, returns 0 when the hash does not exist (PEXPIREAT found nothing), else 1.
 local function set_deadline(member, now, ttl_ms)
   if ttl_ms ~= '' then
     local deadline = now + tonumber(ttl_ms)
     redis.call('PEXPIREAT', ITEMS, deadline)
-    redis.call('PEXPIREAT', META, deadline)
     redis.call('ZADD', EXPIRY, deadline, member)
+    return redis.call('PEXPIREAT', META, deadline)
   elseif redis.call('PERSIST', META) == 1 then
     redis.call('PERSIST', ITEMS)
     redis.call('ZREM', EXPIRY, member)

@@ -31,5 +31,11 @@ if push_all(8) == #ARGV - 7 and redis.call('EXISTS', META) == 0 then
 end
 trim(ARGV[6])
 redis.call('ZADD', INDEX, now, member)
-set_deadline(member, now, ARGV[5])
+if set_deadline(member, now, ARGV[5]) == 0 then
+  -- With a TTL the deadline tells for free that the hash is gone while the items stayed
+  -- (evicted by a volatile-* maxmemory policy, or deleted behind the library's back):
+  -- make it again rather than leave the session unlisted.
+  create(member, session_id, now)
+  set_deadline(member, now, ARGV[5])
+end
 return 1
