@@ -568,6 +568,13 @@ class ClientSource:
                 asyncio.run_coroutine_threadsafe(close_client(client, lane), loop)
             # A closed loop took its sockets with it; nothing to await.
 
+    async def execute(self, *command: bytes | str | int | float) -> Any:
+        """One command, on the direct lane when there is one, else through the client."""
+        lane = self.lane()
+        if lane is not None:
+            return await lane.call(*command)
+        return await (await self.ready()).execute_command(*command)
+
     async def ready(self) -> Any:
         """The client for the running loop, initialized.
 

@@ -206,11 +206,7 @@ class RedisSession(BaseSession):
         self, script: scripts.LuaScript, args: list[Any], extra_keys: tuple[bytes, ...] = ()
     ) -> Any:
         keys = self._script_keys + extra_keys if extra_keys else self._script_keys
-        lane = self._source.lane()
-        if lane is not None:
-            return await script.on_lane(lane, keys, args)
-        client = await self._source.ready()
-        return await script(client, keys, args)
+        return await script.run(self._source, keys, args)
 
     async def _run_retrying(
         self, script: scripts.LuaScript, args: list[Any], extra_keys: tuple[bytes, ...] = ()
@@ -381,14 +377,7 @@ class RedisSession(BaseSession):
 
     async def _lock_script(self, script: scripts.LuaScript, args: list[Any]) -> bool:
         keys = (self._keys.lock.encode(),)
-
-        async def call() -> Any:
-            lane = self._source.lane()
-            if lane is not None:
-                return await script.on_lane(lane, keys, args)
-            return await script(await self._source.ready(), keys, args)
-
-        return bool(await retrying(call))
+        return bool(await retrying(lambda: script.run(self._source, keys, args)))
 
     async def _lock_acquire(self, token: str, lease_ms: int) -> bool:
         return await self._lock_script(scripts.LOCK_ACQUIRE, [token, lease_ms])

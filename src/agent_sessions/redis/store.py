@@ -137,10 +137,7 @@ class RedisStore(BaseStore):
 
     async def ping(self) -> bool:
         self._check_open()
-        lane = self._source.lane()
-        if lane is not None:
-            return bool(await lane.call("PING"))
-        return bool(await (await self._source.ready()).ping())
+        return bool(await self._source.execute("PING"))
 
     async def _release(self) -> None:
         await self._source.aclose()
@@ -286,11 +283,7 @@ class RedisStore(BaseStore):
         return [position[0], position[1], want, SCAN_BUDGET, *filters]
 
     async def _server_time_ms(self) -> int:
-        lane = self._source.lane()
-        if lane is not None:
-            seconds, micros = await lane.call("TIME")
-        else:
-            seconds, micros = await (await self._source.ready()).time()
+        seconds, micros = await self._source.execute("TIME")
         return int(seconds) * 1000 + int(micros) // 1000
 
     async def count_sessions(self) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
-from ..connection import AnyRedis
+from ..connection import AnyRedis, ClientSource
 from ..lane import Lane
 
 __all__ = ["LuaScript", "load_script"]
@@ -53,6 +53,15 @@ class LuaScript:
         if isinstance(reply, ResponseError):
             raise reply
         return reply
+
+    async def run(
+        self, source: ClientSource, keys: Sequence[str | bytes], args: Sequence[EncodableArg]
+    ) -> Any:
+        """On the source's direct lane when it has one, else through its redis-py client."""
+        lane = source.lane()
+        if lane is not None:
+            return await self.on_lane(lane, keys, args)
+        return await self(await source.ready(), keys, args)
 
     def __repr__(self) -> str:
         return f"LuaScript({self.name!r}, sha={self.sha[:12]})"

@@ -29,15 +29,24 @@ local function create(member, session_id, now)
   redis.call('ZREM', EXPIRY, member)
 end
 
--- Record a write: the creation time and id once, the index entry (its score is the update
--- time: the hash holds no copy of it, so a write touches the hash only when it creates it)
--- and the deadline.
-local function mark_written(member, session_id, now, ttl_ms)
+-- A write's update time (the session's score in its bucket index: the hash holds no copy of
+-- it) and deadline. Returns what set_deadline returns.
+local function stamp(member, now, ttl_ms)
+  redis.call('ZADD', INDEX, now, member)
+  return set_deadline(member, now, ttl_ms)
+end
+
+-- The hash of a session that has none yet.
+local function ensure_hash(member, session_id, now)
   if redis.call('EXISTS', META) == 0 then
     create(member, session_id, now)
   end
-  redis.call('ZADD', INDEX, now, member)
-  set_deadline(member, now, ttl_ms)
+end
+
+-- Record a write: the creation time and id once, the update time and the deadline.
+local function mark_written(member, session_id, now, ttl_ms)
+  ensure_hash(member, session_id, now)
+  stamp(member, now, ttl_ms)
 end
 
 -- RPUSH in chunks (Lua's unpack() cannot spread thousands of arguments at once). Returns

@@ -26,12 +26,11 @@ end
 -- A list that is exactly this batch long was empty before it: only then can the session be
 -- new, and only then is its hash looked at. Otherwise the hash is left alone (the index
 -- score is the update time), which keeps the common append one server call shorter.
-if push_all(8) == #ARGV - 7 and redis.call('EXISTS', META) == 0 then
-  create(member, session_id, now)
+if push_all(8) == #ARGV - 7 then
+  ensure_hash(member, session_id, now)
 end
 trim(ARGV[6])
-redis.call('ZADD', INDEX, now, member)
-if set_deadline(member, now, ARGV[5]) == 0 then
+if stamp(member, now, ARGV[5]) == 0 then
   -- With a TTL the deadline tells for free that the hash is gone while the items stayed
   -- (evicted by a volatile-* maxmemory policy, or deleted behind the library's back):
   -- make it again rather than leave the session unlisted.

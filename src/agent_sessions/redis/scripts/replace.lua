@@ -9,9 +9,7 @@ redis.call('DEL', ITEMS)
 if ARGV[5] == '1' then
   redis.call('DEL', META)
 end
-if redis.call('EXISTS', META) == 0 then
-  create(member, session_id, now)
-end
+ensure_hash(member, session_id, now)
 if ARGV[5] == '1' then
   for i = 9, pairs_end, 2 do
     redis.call('HSET', META, 'm:' .. ARGV[i], ARGV[i + 1])
@@ -19,7 +17,7 @@ if ARGV[5] == '1' then
 end
 push_all(pairs_end + 1)
 trim(ARGV[4])
-mark_written(member, session_id, now, ARGV[3])
+stamp(member, now, ARGV[3])
 if ARGV[6] ~= '' then
   redis.call('HSET', META, 'created', ARGV[6])
   redis.call('ZADD', INDEX, ARGV[7], member)
