@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Side-by-side benchmarks of agent-sessions against the SDK's sessions (SPEC section 5).
+"""Side-by-side benchmarks of turnstore against the SDK's sessions (SPEC section 5).
 
 Usage::
 
@@ -41,9 +41,9 @@ from agents import SQLiteSession as SdkSQLiteSession
 from agents.extensions.memory import RedisSession as SdkRedisSession
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-import agent_sessions
-from agent_sessions import RedisSession, RedisStore
-from agent_sessions.items import HAS_ORJSON
+import turnstore
+from turnstore import RedisSession, RedisStore
+from turnstore.items import HAS_ORJSON
 
 
 class RedisServer(Protocol):
@@ -477,7 +477,7 @@ def run_no_fast_child(port: int, quick: bool) -> dict[str, Any] | None:
     command = [sys.executable, "-c", _NO_FAST_BOOTSTRAP, __file__, "--no-fast-child", str(port)]
     if quick:
         command.append("--quick")
-    env = {**os.environ, "AGENT_SESSIONS_NO_FAST": "1"}
+    env = {**os.environ, "TURNSTORE_NO_FAST": "1"}
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     if proc.returncode != 0 or not proc.stdout.strip():
         log(f"no-fast child failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
@@ -631,16 +631,16 @@ async def bench_redis_memory(client: aioredis.Redis, sizes: Sizes, report: Repor
 
 async def bench_sqlite(sizes: Sizes, report: Report) -> None:
     try:
-        from agent_sessions.sqlite import SQLiteSession
+        from turnstore.sqlite import SQLiteSession
     except ImportError as exc:
         log(f"5. SQLite skipped: {exc}")
-        report.notes.append(f"workload 5 skipped: agent_sessions.sqlite not importable ({exc})")
+        report.notes.append(f"workload 5 skipped: turnstore.sqlite not importable ({exc})")
         report.target("SQLite add_items ours/SDK", None, ">=", 1.5)
         report.target("SQLite get_items(limit=20) ours/SDK", None, ">=", 1.0)
         return
 
     turns = [make_turn(n) for n in range(sizes.sqlite_turns_per_round)]
-    with tempfile.TemporaryDirectory(prefix="agent-sessions-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="turnstore-bench-") as tmp:
         ours_db, sdk_db = Path(tmp, "ours.db"), Path(tmp, "sdk.db")
         opened: list[Any] = []
 
@@ -819,7 +819,7 @@ async def bench_redis_concurrent(server: RedisServer, sizes: Sizes, report: Repo
 async def bench_sqlite_concurrent(sizes: Sizes, report: Report) -> None:
     """Workload 6 on SQLite, for information (no SPEC target): ours through one SQLiteStore
     vs the SDK's SQLiteSession, every session of a variant on one file."""
-    from agent_sessions import SQLiteStore
+    from turnstore import SQLiteStore
 
     count, turns = sizes.sqlite_concurrent_sessions, sizes.concurrent_turns
     label = f"6. SQLite {count:,} sessions x {turns} turns"
@@ -827,7 +827,7 @@ async def bench_sqlite_concurrent(sizes: Sizes, report: Report) -> None:
     conversation = [make_turn(n) for n in range(turns)]
     rates: dict[str, list[float]] = {"ours": [], "sdk": []}
     errors: dict[str, list[str]] = {"ours": [], "sdk": []}
-    with tempfile.TemporaryDirectory(prefix="agent-sessions-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="turnstore-bench-") as tmp:
         for r in range(sizes.concurrent_rounds):
             for name in ("ours", "sdk") if r % 2 == 0 else ("sdk", "ours"):
                 path = Path(tmp, f"{name}-{r}.db")
@@ -860,7 +860,7 @@ async def bench_sqlite_concurrent(sizes: Sizes, report: Report) -> None:
 
 # -- workload 7: Redis Cluster vs standalone ---------------------------------------------------
 
-CLUSTER_PREFIX = "agent_sessions"  # the stores' default key prefix
+CLUSTER_PREFIX = "turnstore"  # the stores' default key prefix
 
 
 def _short(exc: BaseException, limit: int, *, first_sentence: bool = False) -> str:
@@ -1044,7 +1044,7 @@ def environment(server_version: str | None) -> dict[str, str]:
         "orjson": f"{_version('orjson')} (active: {HAS_ORJSON})",
         "sqlite3": sqlite3.sqlite_version,
         "openai-agents": _version("openai-agents"),
-        "agent-sessions": agent_sessions.__version__,
+        "turnstore": turnstore.__version__,
     }
 
 
@@ -1104,7 +1104,7 @@ def servers_module() -> Any:
     It is loaded by path: putting tests/ on sys.path would shadow redis-py with the
     tests/redis package.
     """
-    name = "_agent_sessions_bench_servers"
+    name = "_turnstore_bench_servers"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "servers.py")

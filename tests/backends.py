@@ -6,8 +6,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from agent_sessions import RedisSession, RedisStore
-from agent_sessions.session import BaseSession
+from turnstore import RedisSession, RedisStore
+from turnstore.session import BaseSession
 
 
 def unique_id(label: str = "s") -> str:
@@ -115,7 +115,7 @@ class RedisBackend(Backend):
 
 class SQLiteBackend(Backend):
     def __init__(self, db_path: str, name: str) -> None:
-        from agent_sessions.sqlite import SQLiteSession, SQLiteStore
+        from turnstore.sqlite import SQLiteSession, SQLiteStore
 
         self.name = name
         self.db_path = db_path

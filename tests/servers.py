@@ -229,12 +229,12 @@ def make_tls_files(directory: Path) -> TLSFiles:
         )
         return cert, key
 
-    ca_cert, ca_key = make_ca("agent-sessions test CA")
-    other_ca_cert, _ = make_ca("agent-sessions unrelated CA")
+    ca_cert, ca_key = make_ca("turnstore test CA")
+    other_ca_cert, _ = make_ca("turnstore unrelated CA")
     server_key = ec.generate_private_key(ec.SECP256R1())
     server_cert = (
         x509.CertificateBuilder()
-        .subject_name(name("agent-sessions test server"))
+        .subject_name(name("turnstore test server"))
         .issuer_name(ca_cert.subject)
         .public_key(server_key.public_key())
         .serial_number(x509.random_serial_number())

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from agent_sessions import InvalidItemError
-from agent_sessions.items import decode_item, encode_items
+from turnstore import InvalidItemError
+from turnstore.items import decode_item, encode_items
 
 
 def nested(depth: int, leaf: Any) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Backends are providers (SPEC section 2, "URLs"): a third-party package adds a URL scheme
-through the entry-point group `agent_sessions.backends`, or at run time with
+through the entry-point group `turnstore.backends`, or at run time with
 `register_backend`, without changes to this package."""
 
 from __future__ import annotations
@@ -12,23 +12,23 @@ from typing import Any
 
 import pytest
 
-from agent_sessions import (
+from tests.conformance.items import user
+from turnstore import (
     ConfigurationError,
     SessionStore,
     SQLiteStore,
     open_store,
     register_backend,
 )
-from agent_sessions import store as registry
-from tests.conformance.items import user
+from turnstore import store as registry
 
 # A tiny third-party backend: sessions in a dict, served for `memtest://` URLs. It is written
 # out as its own module, as an installed package would be.
 MEMTEST_MODULE = '''
-"""agent_sessions_memtest: an in-memory backend for agent-sessions."""
+"""turnstore_memtest: an in-memory backend for turnstore."""
 
-from agent_sessions.info import SessionPage
-from agent_sessions.store import BaseStore
+from turnstore.info import SessionPage
+from turnstore.store import BaseStore
 
 
 class MemtestSession:
@@ -119,20 +119,18 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A site-packages directory on sys.path holding the memtest package and a broken one."""
     directory = tmp_path / "site-packages"
     directory.mkdir()
-    (directory / "agent_sessions_memtest.py").write_text(
+    (directory / "turnstore_memtest.py").write_text(
         textwrap.dedent(MEMTEST_MODULE), encoding="utf-8"
     )
-    (directory / "agent_sessions_broken.py").write_text(BROKEN_MODULE, encoding="utf-8")
+    (directory / "turnstore_broken.py").write_text(BROKEN_MODULE, encoding="utf-8")
     install_distribution(
         directory,
-        "agent_sessions_memtest",
-        {"memtest": "agent_sessions_memtest:open_memtest_store"},
+        "turnstore_memtest",
+        {"memtest": "turnstore_memtest:open_memtest_store"},
     )
-    install_distribution(
-        directory, "agent_sessions_broken", {"broken": "agent_sessions_broken:open_store"}
-    )
+    install_distribution(directory, "turnstore_broken", {"broken": "turnstore_broken:open_store"})
     monkeypatch.syspath_prepend(str(directory))
-    for module in ("agent_sessions_memtest", "agent_sessions_broken"):
+    for module in ("turnstore_memtest", "turnstore_broken"):
         monkeypatch.delitem(sys.modules, module, raising=False)
     return directory
 
@@ -184,7 +182,7 @@ def test_an_entry_point_does_not_replace_a_built_in_scheme(
     site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     install_distribution(
-        site, "agent_sessions_hijack", {"sqlite": "agent_sessions_memtest:open_memtest_store"}
+        site, "turnstore_hijack", {"sqlite": "turnstore_memtest:open_memtest_store"}
     )
     assert isinstance(open_store(f"sqlite:///{tmp_path}/x.db"), SQLiteStore)
 
@@ -193,10 +191,10 @@ def test_entry_points_are_not_imported_until_their_scheme_is_opened(site: Path) 
     open_store("sqlite://")
     with pytest.raises(ConfigurationError):
         open_store("nosuch://x")
-    assert "agent_sessions_memtest" not in sys.modules
-    assert "agent_sessions_broken" not in sys.modules
+    assert "turnstore_memtest" not in sys.modules
+    assert "turnstore_broken" not in sys.modules
     open_store("memtest://x")
-    assert "agent_sessions_memtest" in sys.modules
+    assert "turnstore_memtest" in sys.modules
 
 
 # -- register_backend --------------------------------------------------------------------------

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from agent_sessions import InvalidItemError, SessionRecord, export_session, import_session
-from agent_sessions.records import content_digest
 from tests.backends import Backend, unique_id
+from turnstore import InvalidItemError, SessionRecord, export_session, import_session
+from turnstore.records import content_digest
 
 ITEMS: list[dict[str, Any]] = [
     {"role": "user", "content": "Weather in Paris?"},

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from agent_sessions.session import batch_token
+from turnstore.session import batch_token
 
 
 def test_tokens_in_one_process_never_repeat() -> None:

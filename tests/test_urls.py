@@ -18,7 +18,10 @@ import redis.asyncio as aioredis
 from redis.asyncio.connection import SSLConnection
 from redis.exceptions import AuthenticationError, RedisClusterException, RedisError
 
-from agent_sessions import (
+from tests.backends import unique_id
+from tests.conformance.items import assistant, user
+from tests.servers import ClusterTopology, RedisServer, SentinelTopology, start_redis
+from turnstore import (
     ConfigurationError,
     RedisSession,
     RedisSessionManager,
@@ -26,11 +29,8 @@ from agent_sessions import (
     SQLiteStore,
     open_store,
 )
-from agent_sessions.redis.connection import parse_redis_url
-from agent_sessions.urls import mask_url
-from tests.backends import unique_id
-from tests.conformance.items import assistant, user
-from tests.servers import ClusterTopology, RedisServer, SentinelTopology, start_redis
+from turnstore.redis.connection import parse_redis_url
+from turnstore.urls import mask_url
 
 #: The default user's password of `auth_server`, and its ACL users.
 DEFAULT_PASSWORD = "pw"
@@ -220,11 +220,11 @@ async def test_a_cluster_url_spreads_sessions_over_the_nodes(
     assert nodes_with_data == len(redis_cluster.nodes)
 
 
-async def test_without_a_url_open_store_reads_agent_sessions_url(
+async def test_without_a_url_open_store_reads_turnstore_url(
     redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, opened: list[Any]
 ) -> None:
     prefix = unique_id("env")
-    monkeypatch.setenv("AGENT_SESSIONS_URL", f"{redis_server.url}?key_prefix={prefix}")
+    monkeypatch.setenv("TURNSTORE_URL", f"{redis_server.url}?key_prefix={prefix}")
     store = open_store()
     opened.append(store)
     assert isinstance(store, RedisStore)
@@ -238,14 +238,14 @@ async def test_without_a_url_or_environment_the_default_is_a_local_sqlite_file(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     if environment is None:
-        monkeypatch.delenv("AGENT_SESSIONS_URL", raising=False)
+        monkeypatch.delenv("TURNSTORE_URL", raising=False)
     else:
-        monkeypatch.setenv("AGENT_SESSIONS_URL", environment)
+        monkeypatch.setenv("TURNSTORE_URL", environment)
     store = open_store()
     opened.append(store)
     assert isinstance(store, SQLiteStore)
     await round_trip(store)
-    assert (tmp_path / "agent_sessions.db").is_file()
+    assert (tmp_path / "turnstore.db").is_file()
 
 
 # -- options -----------------------------------------------------------------------------------
@@ -534,7 +534,7 @@ def unreachable_urls() -> list[str]:
     return [
         f"redis://alice:{SECRET}@127.0.0.1:{port}/0",
         f"redis://:{SECRET}/x@127.0.0.1:{port}/0",
-        f"unix://:{SECRET}@/nonexistent/agent-sessions.sock",
+        f"unix://:{SECRET}@/nonexistent/turnstore.sock",
         f"redis+sentinel://alice:{SECRET}@127.0.0.1:{port}/mymaster",
         f"redis+cluster://alice:{SECRET}@127.0.0.1:{port}",
     ]

@@ -1,4 +1,4 @@
-"""Running the real `agent-sessions` command in a subprocess, and putting sessions in place."""
+"""Running the real `turnstore` command in a subprocess, and putting sessions in place."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from agent_sessions import SessionRecord, export_session, open_store
+from turnstore import SessionRecord, export_session, open_store
 
-CLI = [sys.executable, "-m", "agent_sessions"]
+CLI = [sys.executable, "-m", "turnstore"]
 #: Seconds any one command may take (the demo runs two interpreters).
 TIMEOUT = 90.0
 
@@ -49,13 +49,13 @@ CONVERSATION: list[dict[str, Any]] = [
 
 def sqlite_url_for(path: Path) -> str:
     """A URL for a database file; skips the test when the SQLite backend cannot be imported."""
-    pytest.importorskip("agent_sessions.sqlite", reason="the SQLite backend is not available")
+    pytest.importorskip("turnstore.sqlite", reason="the SQLite backend is not available")
     return f"sqlite:///{path}"  # an absolute path: sqlite:////tmp/...
 
 
 def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a CLI run: no inherited store URL, no colour settings."""
-    env = {k: v for k, v in os.environ.items() if k not in ("AGENT_SESSIONS_URL", "NO_COLOR")}
+    env = {k: v for k, v in os.environ.items() if k not in ("TURNSTORE_URL", "NO_COLOR")}
     env.update(extra or {})
     return env
 
@@ -67,7 +67,7 @@ def run_cli(
     timeout: float = TIMEOUT,
     input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m agent_sessions ARGS` and capture what it prints (`input` on stdin)."""
+    """Run `python -m turnstore ARGS` and capture what it prints (`input` on stdin)."""
     return subprocess.run(
         [*CLI, *args],
         cwd=cwd,

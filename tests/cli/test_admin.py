@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from agent_sessions.cli.app import main
 from tests.cli.support import CONVERSATION, run_cli_together, seed, sqlite_url_for, stored_records
 from tests.servers import ClusterTopology, RedisServer
+from turnstore.cli.app import main
 
 KEPT = [("keep-1", CONVERSATION, {"user_id": "u1"})]
 EXPIRING = [("keep-2", CONVERSATION[:2], {})]  # expires within the hour
@@ -90,9 +90,7 @@ def test_delete_of_a_missing_session_exits_1(admin: AdminRuns, backend: str) -> 
     result = admin.runs[f"{backend}-delete-missing"]
     assert result.returncode == 1
     assert result.stdout == ""
-    assert result.stderr == (
-        f"agent-sessions: error: no session 'nobody' in {admin.urls[backend]}\n"
-    )
+    assert result.stderr == (f"turnstore: error: no session 'nobody' in {admin.urls[backend]}\n")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -140,4 +138,4 @@ def test_new_commands_show_their_help(command: str, capsys: pytest.CaptureFixtur
     # test_migrate, with its layouts).
     assert main([command, "--help"]) == 0
     shown = capsys.readouterr().out
-    assert shown.startswith(f"usage: agent-sessions {command} [-h] [--url URL]")
+    assert shown.startswith(f"usage: turnstore {command} [-h] [--url URL]")

@@ -89,11 +89,11 @@ def test_demo_on_sqlite_names_the_database_file_and_how_to_look_again(
 ) -> None:
     out = sqlite_demo.result.stdout
     assert f"file {sqlite_demo.cwd / 'demo.db'}" in out
-    assert f"agent-sessions --url {sqlite_demo.url} show {SESSION}" in out
+    assert f"turnstore --url {sqlite_demo.url} show {SESSION}" in out
 
 
 def test_demo_on_redis_says_how_to_look_again(redis_demo: DemoRun) -> None:
-    assert f"agent-sessions --url '{redis_demo.url}' show {SESSION}" in redis_demo.result.stdout
+    assert f"turnstore --url '{redis_demo.url}' show {SESSION}" in redis_demo.result.stdout
 
 
 def test_demo_never_prints_the_password_of_its_store(
@@ -108,7 +108,7 @@ def test_demo_never_prints_the_password_of_its_store(
 
 
 def test_demo_refuses_an_in_memory_store_as_a_usage_error(tmp_path: Path) -> None:
-    pytest.importorskip("agent_sessions.sqlite", reason="the SQLite backend is not available")
+    pytest.importorskip("turnstore.sqlite", reason="the SQLite backend is not available")
     result = run_cli("--url", "sqlite://", "demo", cwd=tmp_path)
     assert result.returncode == 2
     assert "in-memory" in result.stderr

@@ -40,14 +40,14 @@ def test_limit_below_one_is_a_usage_error(tmp_path: Path) -> None:
 def test_missing_command_is_a_usage_error(tmp_path: Path) -> None:
     result = run_cli(cwd=tmp_path)
     assert result.returncode == 2
-    assert "usage: agent-sessions" in result.stderr
+    assert "usage: turnstore" in result.stderr
 
 
 def test_unreachable_redis_exits_1_and_never_shows_the_password(tmp_path: Path) -> None:
     url = f"redis://:{PASSWORD}@127.0.0.1:1/0"
     result = run_cli("--url", url, "list", cwd=tmp_path)
     assert result.returncode == 1
-    assert result.stderr.startswith("agent-sessions: error: redis://:***@127.0.0.1:1/0: ")
+    assert result.stderr.startswith("turnstore: error: redis://:***@127.0.0.1:1/0: ")
     assert "Traceback" not in result.stderr
     assert PASSWORD not in result.stdout + result.stderr
 
@@ -60,7 +60,7 @@ def test_password_in_a_bad_url_is_never_shown(tmp_path: Path) -> None:
 
 
 def test_unopenable_sqlite_file_exits_1_without_traceback(tmp_path: Path) -> None:
-    pytest.importorskip("agent_sessions.sqlite", reason="the SQLite backend is not available")
+    pytest.importorskip("turnstore.sqlite", reason="the SQLite backend is not available")
     url = f"sqlite:///{tmp_path}/no/such/dir/x.db"
     result = run_cli("--url", url, "demo", cwd=tmp_path)
     assert result.returncode == 1

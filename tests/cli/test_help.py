@@ -13,7 +13,7 @@ from tests.cli.support import run_cli
 def test_help_exits_0_and_shows_usage(command: list[str], tmp_path: Path) -> None:
     result = run_cli(*command, "--help", cwd=tmp_path)
     assert result.returncode == 0
-    assert result.stdout.startswith(f"usage: agent-sessions {' '.join(command)}".rstrip())
+    assert result.stdout.startswith(f"usage: turnstore {' '.join(command)}".rstrip())
     assert "--url URL" in result.stdout
     assert result.stderr == ""
 

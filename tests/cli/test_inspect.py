@@ -139,5 +139,5 @@ def test_show_of_a_missing_session_exits_1_with_a_message(store_url: str, tmp_pa
     result = run_cli("--url", store_url, "show", "nobody", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stdout == ""
-    assert result.stderr.startswith("agent-sessions: error: no session 'nobody'")
+    assert result.stderr.startswith("turnstore: error: no session 'nobody'")
     assert "Traceback" not in result.stderr

@@ -27,9 +27,6 @@ import redis
 import redis.asyncio as aioredis
 from redis.cluster import ClusterNode, RedisCluster
 
-from agent_sessions import SessionRecord, open_store
-from agent_sessions.cli.app import main
-from agent_sessions.redis.keys import session_keys
 from tests.cli.support import (
     CLI,
     CONVERSATION,
@@ -41,9 +38,12 @@ from tests.cli.support import (
     stored_records,
 )
 from tests.servers import ClusterTopology, RedisServer, start_redis
+from turnstore import SessionRecord, open_store
+from turnstore.cli.app import main
+from turnstore.redis.keys import session_keys
 
 PASSWORD = "hunter2-migrate-secret"
-STOP_AFTER = "_AGENT_SESSIONS_MIGRATE_STOP_AFTER"
+STOP_AFTER = "_TURNSTORE_MIGRATE_STOP_AFTER"
 
 #: What the SDK's SQLiteSession writes, oldest session first.
 SDK_SQLITE = {"sdk-a": CONVERSATION[:4], "sdk-b": CONVERSATION, "sdk-c": CONVERSATION[:1]}
@@ -278,7 +278,7 @@ def test_migrates_the_openai_agents_redis_layout_from_a_cluster(
 def test_an_interrupted_migration_stops_with_exit_130(migrations: Migrations) -> None:
     result = migrations.runs["interrupted"]
     assert result.returncode == 130
-    assert "agent-sessions: interrupted after 2 of 5 sessions; run the same command again" in (
+    assert "turnstore: interrupted after 2 of 5 sessions; run the same command again" in (
         result.stderr
     )
 
@@ -298,7 +298,7 @@ def test_a_corrupt_source_item_is_reported_and_exits_1(migrations: Migrations) -
     result = migrations.runs["torn"]
     assert result.returncode == 1
     assert result.stderr.startswith(
-        "agent-sessions: session 'torn': source item at position 1 cannot be decoded ("
+        "turnstore: session 'torn': source item at position 1 cannot be decoded ("
     )
     assert result.stderr.rstrip().endswith("not copied, it stays in the source")
     assert result.stdout.splitlines()[-1] == (
@@ -315,9 +315,9 @@ def test_a_copy_that_differs_from_its_source_fails_verification(migrations: Migr
     failures = sorted(result.stderr.splitlines())
     assert len(failures) == 2, result.stderr
     assert failures[0].startswith(
-        "agent-sessions: session 'sdk-a': verification failed: the source has 4 items (digest "
+        "turnstore: session 'sdk-a': verification failed: the source has 4 items (digest "
     )
-    assert failures[1].startswith("agent-sessions: session 'sdk-b': verification failed")
+    assert failures[1].startswith("turnstore: session 'sdk-b': verification failed")
     assert result.stdout.splitlines()[-1] == (
         "Problems: 2 sessions failing verification (see the messages above)."
     )
@@ -404,7 +404,7 @@ def test_neither_url_shows_its_password(redis_with_password: RedisServer, tmp_pa
     )
     assert refused.returncode == 1
     assert refused.stderr.startswith(
-        f"agent-sessions: error: destination redis://:***@127.0.0.1:{port}/0?key_prefix=pw-dst: "
+        f"turnstore: error: destination redis://:***@127.0.0.1:{port}/0?key_prefix=pw-dst: "
     )
     for result in (ok, refused):
         assert PASSWORD not in result.stdout + result.stderr
@@ -427,7 +427,7 @@ def test_usage_errors_exit_2_and_a_missing_source_exits_1(tmp_path: Path) -> Non
     assert "openai-agents-redis reads a Redis URL" in runs["mismatch"].stderr
     assert runs["missing"].returncode == 1
     assert runs["missing"].stderr == (
-        f"agent-sessions: error: {tmp_path / 'absent.db'} does not exist\n"
+        f"turnstore: error: {tmp_path / 'absent.db'} does not exist\n"
     )
     assert not (tmp_path / "target.db").exists()
 
@@ -436,7 +436,7 @@ def test_help_documents_the_layouts(capsys: pytest.CaptureFixture[str]) -> None:
     # In-process: the parser answers --help before anything else runs.
     assert main(["migrate", "--help"]) == 0
     shown = capsys.readouterr().out
-    assert shown.startswith("usage: agent-sessions migrate [-h] [--from-layout LAYOUT]")
+    assert shown.startswith("usage: turnstore migrate [-h] [--from-layout LAYOUT]")
     for documented in (
         "agent_sessions and agent_messages",
         "{key_prefix}:{id}:messages",

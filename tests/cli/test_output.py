@@ -11,8 +11,8 @@ from tests.cli.support import CONVERSATION, cli_env, run_cli, run_cli_on_tty, se
 
 def test_importing_the_library_imports_neither_the_cli_nor_rich(tmp_path: Path) -> None:
     code = (
-        "import sys, agent_sessions\n"
-        "loaded = [m for m in sys.modules if m == 'rich' or m.startswith('agent_sessions.cli')]\n"
+        "import sys, turnstore\n"
+        "loaded = [m for m in sys.modules if m == 'rich' or m.startswith('turnstore.cli')]\n"
         "print(loaded)\n"
     )
     result = subprocess.run(

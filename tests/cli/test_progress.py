@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from agent_sessions.cli.progress import PlainProgress, format_duration, open_progress
+from turnstore.cli.progress import PlainProgress, format_duration, open_progress
 
 
 def test_plain_progress_prints_a_line_per_tenth_and_the_last_one() -> None:

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from agent_sessions.cli.app import Scrubber
-from agent_sessions.cli.render import Output, conversation_lines, relative_time
+from turnstore.cli.app import Scrubber
+from turnstore.cli.render import Output, conversation_lines, relative_time
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
 

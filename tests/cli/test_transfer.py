@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from agent_sessions import SessionRecord
 from tests.cli.support import (
     CONVERSATION,
     run_cli,
@@ -23,6 +22,7 @@ from tests.cli.support import (
     stored_records,
 )
 from tests.servers import RedisServer
+from turnstore import SessionRecord
 
 SESSIONS: list[tuple[str, list[dict[str, Any]], dict[str, str]]] = [
     ("alpha", CONVERSATION[:4], {"user_id": "u1", "channel": "web"}),
@@ -176,7 +176,7 @@ def test_export_of_named_sessions_reports_a_missing_one(round_trip: RoundTrip) -
     result = round_trip.export_named
     assert result.returncode == 1
     assert [json.loads(line)["session_id"] for line in result.stdout.splitlines()] == ["beta"]
-    assert result.stderr == f"agent-sessions: no session 'nobody' in {round_trip.sqlite_url}\n"
+    assert result.stderr == f"turnstore: no session 'nobody' in {round_trip.sqlite_url}\n"
 
 
 GOOD_1 = {"session_id": "ok-1", "items": CONVERSATION[:2], "metadata": {"k": "v"}}
@@ -204,15 +204,15 @@ def test_import_refuses_malformed_lines_by_number_and_imports_the_rest(
     assert result.returncode == 1
     refused = result.stderr.splitlines()
     assert len(refused) == 7, result.stderr
-    assert refused[0].startswith("agent-sessions: line 2: not JSON: ")
-    assert refused[1].startswith("agent-sessions: line 3 (session 'bad-item'): items[1]: ")
-    assert refused[2].startswith("agent-sessions: line 4: not JSON: NaN is not JSON")
-    assert refused[3].startswith("agent-sessions: line 5: expected a JSON object")
+    assert refused[0].startswith("turnstore: line 2: not JSON: ")
+    assert refused[1].startswith("turnstore: line 3 (session 'bad-item'): items[1]: ")
+    assert refused[2].startswith("turnstore: line 4: not JSON: NaN is not JSON")
+    assert refused[3].startswith("turnstore: line 5: expected a JSON object")
     assert refused[4].startswith(
-        "agent-sessions: line 8 (session 'ok-1'): the session is already on line 1"
+        "turnstore: line 8 (session 'ok-1'): the session is already on line 1"
     )
-    assert refused[5].startswith("agent-sessions: line 9: metadata must be")
-    assert refused[6].startswith("agent-sessions: line 10: created_at is not an ISO 8601 time")
+    assert refused[5].startswith("turnstore: line 9: metadata must be")
+    assert refused[6].startswith("turnstore: line 10: created_at is not an ISO 8601 time")
     assert all(line.endswith("; nothing of it was imported") for line in refused)
     assert result.stdout.splitlines() == [
         f"Imported 2 sessions from mixed.jsonl into {sqlite_url}: 2 created.",
@@ -228,5 +228,5 @@ def test_import_of_a_missing_file_exits_1(sqlite_url: str, tmp_path: Path) -> No
     result = run_cli("--url", sqlite_url, "import", "nothing.jsonl", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr == (
-        "agent-sessions: error: cannot read nothing.jsonl: No such file or directory\n"
+        "turnstore: error: cannot read nothing.jsonl: No such file or directory\n"
     )

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from agent_sessions import (
+from tests.backends import Backend, unique_id
+from turnstore import (
     ConfigurationError,
     LockLostError,
     LockTimeoutError,
     SessionClosedError,
     SessionLock,
 )
-from tests.backends import Backend, unique_id
 
 
 def stop_renewing(lock: SessionLock) -> None:

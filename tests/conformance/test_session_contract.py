@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from agents import SessionSettings
 
-from agent_sessions import (
+from tests.backends import Backend, unique_id
+from tests.conformance.items import SDK_ITEMS, assistant, function_call, function_output, turn, user
+from turnstore import (
     ConfigurationError,
     CorruptItemError,
     InvalidItemError,
     SessionClosedError,
 )
-from tests.backends import Backend, unique_id
-from tests.conformance.items import SDK_ITEMS, assistant, function_call, function_output, turn, user
 
 # -- round trip and ordering ---------------------------------------------------------------
 
@@ -625,7 +625,7 @@ async def test_corrupt_item_is_skipped_logged_and_kept(
     await session.add_items([user("a")])
     await backend.inject_raw(session, raw)
     await session.add_items([user("b")])
-    with caplog.at_level(logging.WARNING, logger="agent_sessions"):
+    with caplog.at_level(logging.WARNING, logger="turnstore"):
         assert await session.get_items() == [user("a"), user("b")]
     assert any("position 1" in record.getMessage() for record in caplog.records)
     info = await session.get_info()

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from agent_sessions import ConfigurationError, SessionClosedError, SessionStore
 from tests.backends import Backend, unique_id
 from tests.conformance.items import turn, user
+from turnstore import ConfigurationError, SessionClosedError, SessionStore
 
 
 async def make_sessions(backend: Backend, count: int, **options: Any) -> list[str]:

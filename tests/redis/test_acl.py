@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from redis.exceptions import NoPermissionError
 
-from agent_sessions import open_store
 from tests.servers import ClusterTopology, RedisServer, start_redis
+from turnstore import open_store
 
 # Kept identical to the rule in docs/production.md.
 ACL_RULE = (

@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.crc import key_slot
 
-from agent_sessions import RedisStore, SessionInfo
 from tests.backends import unique_id
 from tests.conformance.items import turn
 from tests.servers import ClusterTopology
+from turnstore import RedisStore, SessionInfo
 
 SESSIONS = 100
 

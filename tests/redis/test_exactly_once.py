@@ -31,13 +31,13 @@ from redis.backoff import FullJitterBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from agent_sessions import RedisSession
-from agent_sessions.redis.session import WRITE_ATTEMPTS
 from tests.backends import unique_id
 from tests.conformance.items import turn, user
 from tests.conftest import cluster_client
 from tests.faults import DroppingProxy
 from tests.servers import ClusterTopology, RedisServer
+from turnstore import RedisSession
+from turnstore.redis.session import WRITE_ATTEMPTS
 
 BATCHES = 150
 POPS = 60

@@ -20,11 +20,11 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from agent_sessions import RedisSession, RedisStore
 from tests.backends import unique_id
 from tests.conformance.items import user
 from tests.redis.batches import applied_twice, batch, batch_key, stored_batches
 from tests.servers import RedisServer, SentinelTopology, start_sentinel
+from turnstore import RedisSession, RedisStore
 
 #: Batches known to be on the replica before the master is killed.
 REPLICATED_BEFORE_KILL = 20

@@ -1,4 +1,4 @@
-"""The direct lane (`agent_sessions.redis.lane`): the connections that sessions of a store
+"""The direct lane (`turnstore.redis.lane`): the connections that sessions of a store
 opened by URL send on. Real servers only; connections are counted by the server, by client
 name, not by looking inside the lane."""
 
@@ -15,12 +15,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from agent_sessions import RedisStore
-from agent_sessions.redis import lane as lane_module
-from agent_sessions.redis.lane import Lane
 from tests.backends import unique_id
 from tests.conformance.items import user
 from tests.servers import RedisServer, SentinelTopology
+from turnstore import RedisStore
+from turnstore.redis import lane as lane_module
+from turnstore.redis.lane import Lane
 
 
 async def connections_named(admin: aioredis.Redis, name: str) -> int:

@@ -19,11 +19,11 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from agent_sessions import RedisSession
-from agent_sessions.redis import scripts
 from tests.backends import unique_id
 from tests.faults import DroppingProxy
 from tests.servers import RedisServer
+from turnstore import RedisSession
+from turnstore.redis import scripts
 
 DRIVER_RETRIES = pytest.mark.parametrize(
     "driver_retries", [3, 0], ids=["redis-py-retries", "library-retries"]

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from agent_sessions import RedisSessionManager, SessionClosedError
 from tests.backends import unique_id
 from tests.conformance.items import user
 from tests.servers import ClusterTopology, RedisServer
+from turnstore import RedisSessionManager, SessionClosedError
 
 ManagerFactory = Callable[..., RedisSessionManager]
 

@@ -14,14 +14,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
 
-from agent_sessions import ConfigurationError, RedisSession, SessionClosedError
-from agent_sessions.redis.keys import escape_id, session_keys, unescape_id
-from agent_sessions.session import AUTO_TOKEN_TTL_MS, IDEMPOTENCY_TTL_MS
 from tests.backends import unique_id
 from tests.conformance.items import turn, user
 from tests.conformance.test_session_contract import TRICKY_IDS
 from tests.faults import DroppingProxy
 from tests.servers import RedisServer
+from turnstore import ConfigurationError, RedisSession, SessionClosedError
+from turnstore.redis.keys import escape_id, session_keys, unescape_id
+from turnstore.session import AUTO_TOKEN_TTL_MS, IDEMPOTENCY_TTL_MS
 
 
 @pytest.fixture
@@ -48,8 +48,8 @@ def test_every_key_of_a_session_shares_one_slot(session_id: str) -> None:
 
 def test_keys_of_distinct_ids_and_prefixes_never_collide() -> None:
     seen: dict[str, tuple[str, str]] = {}
-    for prefix in ["agent_sessions", "agent_sessions:a", "app", "app:"]:
-        for session_id in [*TRICKY_IDS, "agent_sessions", "s:a", "a:meta"]:
+    for prefix in ["turnstore", "turnstore:a", "app", "app:"]:
+        for session_id in [*TRICKY_IDS, "turnstore", "s:a", "a:meta"]:
             keys = session_keys(prefix, session_id)
             for key in (keys.items, keys.meta, keys.tokens, keys.lock):
                 assert key not in seen, (key, seen.get(key), (prefix, session_id))
@@ -345,7 +345,7 @@ def test_password_never_shows_in_errors_or_repr() -> None:
 async def test_default_client_comes_from_the_environment(
     redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AGENT_SESSIONS_REDIS_URL", redis_server.url)
+    monkeypatch.setenv("TURNSTORE_REDIS_URL", redis_server.url)
     async with RedisSession(unique_id()) as session:
         await session.add_items([user("a")])
         assert await session.get_items() == [user("a")]

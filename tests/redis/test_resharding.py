@@ -25,11 +25,11 @@ from redis.exceptions import ClusterError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from agent_sessions import RedisSession, RedisStore
-from agent_sessions.redis.keys import bucket_of
 from tests.backends import unique_id
 from tests.redis.batches import applied_twice, batch, batch_key, stored_batches
 from tests.servers import ClusterTopology, RedisServer, SlotMigration, start_cluster
+from turnstore import RedisSession, RedisStore
+from turnstore.redis.keys import bucket_of
 
 #: What a caller sees while a session's slot is being moved (and should retry).
 MIGRATION_ERRORS = (ClusterError, TryAgainError, RedisConnectionError, RedisTimeoutError)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agent_sessions import RedisStore
 from tests.servers import SentinelTopology
+from turnstore import RedisStore
 
 
 def sentinel_clients(topology: SentinelTopology) -> int:

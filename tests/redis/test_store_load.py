@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from agent_sessions import RedisSession, RedisStore
 from tests.backends import unique_id
 from tests.conformance.items import assistant, user
+from turnstore import RedisSession, RedisStore
 
 SESSIONS = 1_000
 TURNS = 10

@@ -20,7 +20,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
-from agent_sessions import ConfigurationError, RedisStore, open_store
 from tests.backends import unique_id
 from tests.conformance.items import turn
 from tests.servers import (
@@ -31,6 +30,7 @@ from tests.servers import (
     start_cluster,
     start_redis_tls,
 )
+from turnstore import ConfigurationError, RedisStore, open_store
 
 #: A refused certificate is reported well before the ~6 s that retrying it took.
 FAIL_FAST_SECONDS = 2.0

@@ -1,6 +1,6 @@
 """What the child processes of the multi-process tests run (imported by them, not collected).
 
-Children come from a `forkserver` that imported agent_sessions once, so each starts in
+Children come from a `forkserver` that imported turnstore once, so each starts in
 milliseconds instead of importing the SDK again. Each child opens its own connection to the
 file, waits at a barrier so that all of them contend from the first write, and puts its
 outcome on a queue: `(name, result)` or `(name, "error: ...")`.
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from multiprocessing.context import ForkServerContext
 from typing import Any
 
-from agent_sessions.sqlite import SQLiteSession, SQLiteStore
+from turnstore.sqlite import SQLiteSession, SQLiteStore
 
 SESSION_ID = "shared"
 
@@ -23,7 +23,7 @@ SESSION_ID = "shared"
 def context() -> ForkServerContext:
     ctx = multiprocessing.get_context("forkserver")
     assert isinstance(ctx, ForkServerContext)
-    ctx.set_forkserver_preload(["agent_sessions.sqlite", __name__])
+    ctx.set_forkserver_preload(["turnstore.sqlite", __name__])
     return ctx
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agent_sessions.sqlite import SQLiteSession
 from tests.sqlite.sqlite_process import SESSION_ID, append, pop, run_together
+from turnstore.sqlite import SQLiteSession
 
 PROCESSES = 4
 

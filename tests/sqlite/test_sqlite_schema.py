@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from agents import SQLiteSession as SDKSession
 
-from agent_sessions import ConfigurationError
-from agent_sessions.sqlite import SQLiteSession, SQLiteStore
 from tests.sqlite.sqlite_support import contents, raw_rows, user
+from turnstore import ConfigurationError
+from turnstore.sqlite import SQLiteSession, SQLiteStore
 
 
 @pytest.mark.parametrize(

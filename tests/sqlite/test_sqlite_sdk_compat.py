@@ -7,8 +7,8 @@ from typing import Any
 
 from agents import SQLiteSession as SDKSession
 
-from agent_sessions.sqlite import SQLiteSession, SQLiteStore
 from tests.sqlite.sqlite_support import assistant, contents, raw_rows, user
+from turnstore.sqlite import SQLiteSession, SQLiteStore
 
 HISTORY: list[Any] = [
     user("Quelle heure est-il ? ☕"),

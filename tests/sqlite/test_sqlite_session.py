@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from agents import SQLiteSession as SDKSession
 
-from agent_sessions import CorruptItemError, LockTimeoutError, SessionClosedError
-from agent_sessions.sqlite import SQLiteSession, SQLiteStore
 from tests.sqlite.sqlite_support import assistant, contents, raw_rows, user, worker_threads
+from turnstore import CorruptItemError, LockTimeoutError, SessionClosedError
+from turnstore.sqlite import SQLiteSession, SQLiteStore
 
 
 async def test_reading_2000_items_does_not_block_the_event_loop(db_file: str) -> None:

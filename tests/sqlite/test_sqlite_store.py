@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from agent_sessions import ConfigurationError, SessionClosedError
-from agent_sessions.sqlite import SQLiteStore
 from tests.sqlite.sqlite_support import contents, user, worker_threads
+from turnstore import ConfigurationError, SessionClosedError
+from turnstore.sqlite import SQLiteStore
 
 
 async def test_sessions_are_listed_most_recently_updated_first(db_file: str) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from agent_sessions.sqlite import SQLiteSession, SQLiteStore
 from tests.sqlite.sqlite_support import contents, raw_rows, user
+from turnstore.sqlite import SQLiteSession, SQLiteStore
 
 
 async def test_an_expired_session_is_invisible_to_every_read(db_file: str) -> None:

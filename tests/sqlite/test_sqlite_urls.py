@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from agent_sessions import ConfigurationError
-from agent_sessions.sqlite import SQLiteSession, SQLiteStore, open_sqlite_store
-from agent_sessions.store import open_store
 from tests.sqlite.sqlite_support import contents, user
+from turnstore import ConfigurationError
+from turnstore.sqlite import SQLiteSession, SQLiteStore, open_sqlite_store
+from turnstore.store import open_store
 
 
 async def test_a_relative_url_opens_a_file_in_the_working_directory(

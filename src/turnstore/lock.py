@@ -20,7 +20,7 @@ from .errors import ConfigurationError, LockLostError, LockTimeoutError
 
 __all__ = ["SessionLock"]
 
-logger = logging.getLogger("agent_sessions")
+logger = logging.getLogger("turnstore")
 
 
 class SessionLock:

@@ -32,7 +32,7 @@ __all__ = ["MigrationTally", "run_migrate"]
 T = TypeVar("T")
 
 #: Testing hook: stop as if interrupted once this many sessions are done.
-STOP_AFTER_ENV = "_AGENT_SESSIONS_MIGRATE_STOP_AFTER"
+STOP_AFTER_ENV = "_TURNSTORE_MIGRATE_STOP_AFTER"
 #: Characters of a content digest shown in a mismatch report.
 DIGEST_CHARS = 12
 
@@ -67,7 +67,7 @@ class Migration:
 
     def warn(self, text: str) -> None:
         sys.stdout.flush()  # keep the order of both streams when they go to one place
-        sys.stderr.write(self.scrub(f"agent-sessions: {text}") + "\n")
+        sys.stderr.write(self.scrub(f"turnstore: {text}") + "\n")
         sys.stderr.flush()
 
     async def _guard(self, side: str, work: Awaitable[T]) -> T:

@@ -23,7 +23,7 @@ class RedisSessionManager:
     `default_ttl`. Everything else is `RedisStore`'s, available as `manager.store`.
 
     Options left at `None` come from the URL's query (`?max_connections=50&ttl=3600&
-    key_prefix=app`), else the defaults: 20 connections, no expiry, `agent_sessions`.
+    key_prefix=app`), else the defaults: 20 connections, no expiry, `turnstore`.
     `default_ttl=0` means no expiry, whatever the URL says.
     """
 

@@ -1,4 +1,4 @@
-"""agent-sessions: the conversation-session store for the OpenAI Agents SDK."""
+"""turnstore: the conversation-session store for the OpenAI Agents SDK."""
 
 from .errors import (
     ConfigurationError,

@@ -2,7 +2,7 @@
 
 A backend is a *provider*: it registers the URL schemes it serves with an opener
 `(url, **options) -> SessionStore`. Built-in providers are registered here; a third-party
-package adds one through the entry-point group `agent_sessions.backends`, the entry point's
+package adds one through the entry-point group `turnstore.backends`, the entry point's
 name being the scheme and its value the opener.
 """
 
@@ -35,8 +35,8 @@ __all__ = [
     "registered_schemes",
 ]
 
-DEFAULT_URL = "sqlite:///agent_sessions.db"
-ENTRY_POINT_GROUP = "agent_sessions.backends"
+DEFAULT_URL = "sqlite:///turnstore.db"
+ENTRY_POINT_GROUP = "turnstore.backends"
 
 StoreOpener = Callable[..., "SessionStore"]
 _T = TypeVar("_T", bound="BaseStore")
@@ -146,12 +146,12 @@ _entry_points_loaded = False
 # Built-in providers, imported on first use so that opening SQLite never imports redis-py's
 # cluster machinery and the other way round.
 _BUILTIN: dict[str, str] = {
-    "sqlite": "agent_sessions.sqlite.store:open_sqlite_store",
-    "redis": "agent_sessions.redis.store:open_redis_store",
-    "rediss": "agent_sessions.redis.store:open_redis_store",
-    "unix": "agent_sessions.redis.store:open_redis_store",
-    "redis+sentinel": "agent_sessions.redis.store:open_redis_store",
-    "redis+cluster": "agent_sessions.redis.store:open_redis_store",
+    "sqlite": "turnstore.sqlite.store:open_sqlite_store",
+    "redis": "turnstore.redis.store:open_redis_store",
+    "rediss": "turnstore.redis.store:open_redis_store",
+    "unix": "turnstore.redis.store:open_redis_store",
+    "redis+sentinel": "turnstore.redis.store:open_redis_store",
+    "redis+cluster": "turnstore.redis.store:open_redis_store",
 }
 
 
@@ -201,11 +201,11 @@ def registered_schemes() -> list[str]:
 def open_store(url: str | None = None, **options: Any) -> SessionStore:
     """Open the store a URL names (no I/O until first use).
 
-    `url=None` reads `$AGENT_SESSIONS_URL`, else uses `sqlite:///agent_sessions.db`. Keyword
+    `url=None` reads `$TURNSTORE_URL`, else uses `sqlite:///turnstore.db`. Keyword
     options override query parameters. An unknown scheme raises `ConfigurationError`.
     """
     if url is None:
-        url = os.environ.get("AGENT_SESSIONS_URL") or DEFAULT_URL
+        url = os.environ.get("TURNSTORE_URL") or DEFAULT_URL
     if not isinstance(url, str) or "://" not in url:
         raise ConfigurationError(f"not a store URL: {mask_url(str(url))!r}")
     scheme = url.split("://", 1)[0].lower()

@@ -1,6 +1,6 @@
-"""The `agent-sessions` command line.
+"""The `turnstore` command line.
 
-Imported only by the console script and `python -m agent_sessions`: nothing on the library's
+Imported only by the console script and `python -m turnstore`: nothing on the library's
 import path imports this package (or `rich`, which it uses when installed).
 """
 

@@ -18,11 +18,11 @@ from typing import Any
 from .errors import InvalidItemError
 
 _orjson: Any
-try:  # the `fast` extra; AGENT_SESSIONS_NO_FAST=1 turns it off (benchmarks, tests)
+try:  # the `fast` extra; TURNSTORE_NO_FAST=1 turns it off (benchmarks, tests)
     import orjson as _orjson
 except ImportError:  # pragma: no cover - exercised by the no-extra CI job
     _orjson = None
-if os.environ.get("AGENT_SESSIONS_NO_FAST"):
+if os.environ.get("TURNSTORE_NO_FAST"):
     _orjson = None
 
 __all__ = [

@@ -25,7 +25,7 @@ __all__ = [
 
 
 class SessionError(Exception):
-    """Base class of every error raised by agent-sessions."""
+    """Base class of every error raised by turnstore."""
 
 
 class InvalidItemError(SessionError, ValueError, TypeError):

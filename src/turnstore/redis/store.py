@@ -59,7 +59,7 @@ class RedisStore(BaseStore):
         self,
         client: AnyRedis,
         *,
-        key_prefix: str = "agent_sessions",
+        key_prefix: str = "turnstore",
         ttl: float | None = None,
         refresh_ttl_on_read: bool = True,
         max_turns: int | None = None,

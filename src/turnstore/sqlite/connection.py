@@ -211,7 +211,7 @@ class ConnectionWorker:
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._serve,
-                    name=f"agent-sessions-sqlite:{self.path}",
+                    name=f"turnstore-sqlite:{self.path}",
                     daemon=True,  # an unclosed session must not keep the interpreter alive
                 )
                 self._thread.start()

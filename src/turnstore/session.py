@@ -28,7 +28,7 @@ from .window import first_turns_end, last_turns_start
 
 __all__ = ["AUTO_TOKEN_TTL_MS", "IDEMPOTENCY_TTL_MS", "BaseSession", "PopResult", "Snapshot"]
 
-logger = logging.getLogger("agent_sessions")
+logger = logging.getLogger("turnstore")
 
 #: How long the automatic batch token of an `add_items` call is remembered. It only has to
 #: outlive the retries of one call (redis-py's own and the library's), which take seconds.

@@ -132,7 +132,7 @@ def report_corrupt(record: SessionRecord) -> list[str]:
 
 
 def _warn(text: str) -> None:
-    sys.stderr.write(f"agent-sessions: {text}\n")
+    sys.stderr.write(f"turnstore: {text}\n")
     sys.stderr.flush()
 
 

@@ -1,4 +1,4 @@
-"""`python -m agent_sessions`: the `agent-sessions` command line."""
+"""`python -m turnstore`: the `turnstore` command line."""
 
 from __future__ import annotations
 

@@ -33,10 +33,10 @@ __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "Scrubber", "build_parser", "m
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-PROG = "agent-sessions"
+PROG = "turnstore"
 #: Width of hand-wrapped help text.
 HELP_WIDTH = 88
-URL_ENV = "AGENT_SESSIONS_URL"
+URL_ENV = "TURNSTORE_URL"
 
 Handler = Callable[[Context, argparse.Namespace], Awaitable[int]]
 
@@ -115,11 +115,11 @@ and their creation, update and expiry times. They are copied the least recently 
 first.
 
 examples:
-  agent-sessions migrate sqlite:///agent_sessions.db redis://localhost:6379/0
-  agent-sessions migrate --from-layout sdk sqlite:///conversations.db redis://localhost:6379/0
-  agent-sessions migrate --from-layout sdk 'redis://old:6379/0?key_prefix=agents:session' \\
+  turnstore migrate sqlite:///turnstore.db redis://localhost:6379/0
+  turnstore migrate --from-layout sdk sqlite:///conversations.db redis://localhost:6379/0
+  turnstore migrate --from-layout sdk 'redis://old:6379/0?key_prefix=agents:session' \\
       redis+cluster://node1:7000,node2:7000
-  agent-sessions migrate --from-layout openai-agents-redis redis://old:6379/0 \\
+  turnstore migrate --from-layout openai-agents-redis redis://old:6379/0 \\
       redis://new:6379/0
 
 exit codes: 0 every session copied and verified; 1 a corrupt source item, a failed or
@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description=textwrap.fill(
             "Run the demo; list, show, export, import, migrate, delete and purge the sessions "
-            "of an agent-sessions store.",
+            "of an turnstore store.",
             HELP_WIDTH,
         ),
         epilog=(

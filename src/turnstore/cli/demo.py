@@ -103,7 +103,7 @@ async def run_demo(ctx: Context, args: argparse.Namespace) -> int:
     if ctx.is_memory:
         raise UsageError(
             f"the demo needs a store that a second process can open; {ctx.shown_url} is an "
-            "in-memory database (use a file, e.g. sqlite:///agent_sessions.db)"
+            "in-memory database (use a file, e.g. sqlite:///turnstore.db)"
         )
     _quiet_sdk()
     out = ctx.out
@@ -113,9 +113,7 @@ async def run_demo(ctx: Context, args: argparse.Namespace) -> int:
     # (ping() would only say False, without the reason).
     await ctx.store.get_info(session_id)
 
-    out.line(
-        out.style("agent-sessions demo", "bold") + ": a conversation that outlives its process"
-    )
+    out.line(out.style("turnstore demo", "bold") + ": a conversation that outlives its process")
     out.line()
     out.line(f"  store    {ctx.shown_url}")
     if ctx.database_file is not None:
@@ -196,11 +194,11 @@ async def _run_second_process(ctx: Context, session_id: str) -> dict[str, Any]:
     """Run `demo-resume` in a new interpreter and return the report it prints."""
     # The URL travels in the environment, not on the command line, where `ps` would show
     # its password to every user of the machine.
-    env = {**os.environ, "AGENT_SESSIONS_URL": ctx.url, "OPENAI_AGENTS_DISABLE_TRACING": "1"}
+    env = {**os.environ, "TURNSTORE_URL": ctx.url, "OPENAI_AGENTS_DISABLE_TRACING": "1"}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "agent_sessions",
+        "turnstore",
         RESUME_COMMAND,
         session_id,
         env=env,

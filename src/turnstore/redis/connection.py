@@ -140,7 +140,7 @@ class RedisConfig:
         merged: dict[str, Any] = {**self.session_options, **overrides}
         key_prefix = merged.pop("key_prefix", self.store_options.get("key_prefix"))
         return (
-            validate_key_prefix(key_prefix or "agent_sessions"),
+            validate_key_prefix(key_prefix or "turnstore"),
             SessionOptions.from_mapping(merged),
         )
 
@@ -216,7 +216,7 @@ class RedisConfig:
 # Set while a task runs a command or pipeline of a `BlockingRedisCluster`: what that command
 # runs in turn (redirections, fallbacks) must not wait for a second slot, or it could wait
 # for itself.
-_IN_CLUSTER_SLOT: ContextVar[bool] = ContextVar("agent_sessions_in_cluster_slot", default=False)
+_IN_CLUSTER_SLOT: ContextVar[bool] = ContextVar("turnstore_in_cluster_slot", default=False)
 
 
 class BlockingRedisCluster(RedisCluster):
@@ -463,7 +463,7 @@ async def close_client(client: Any, lane: Lane | None = None) -> None:
 
 
 def default_redis_url() -> str:
-    return os.environ.get("AGENT_SESSIONS_REDIS_URL") or DEFAULT_REDIS_URL
+    return os.environ.get("TURNSTORE_REDIS_URL") or DEFAULT_REDIS_URL
 
 
 class ClientSource:

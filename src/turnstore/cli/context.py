@@ -67,7 +67,7 @@ class Context:
 
     def command(self, *words: str) -> str:
         """A command line that repeats `--url` when the operator gave one."""
-        prefix = ["agent-sessions"]
+        prefix = ["turnstore"]
         if self.url_given:
             prefix += ["--url", self.shown_url]
         return shlex.join([*prefix, *words])

@@ -36,13 +36,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # The `fast` extra: hiredis packs a command several times faster than redis-py's Python
-# (AGENT_SESSIONS_NO_FAST=1 turns it off, as it does orjson).
+# (TURNSTORE_NO_FAST=1 turns it off, as it does orjson).
 _hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None = None
 # redis-py's asyncio hiredis parser and the value its reader returns for "not yet": replies
 # are then taken from that reader directly (see `_read_direct`).
 _HiredisParser: type | None = None
 _NOT_ENOUGH_DATA: object = object()
-if not os.environ.get("AGENT_SESSIONS_NO_FAST"):
+if not os.environ.get("TURNSTORE_NO_FAST"):
     with contextlib.suppress(ImportError):
         from hiredis import pack_command as _hiredis_pack
     with contextlib.suppress(ImportError):
