@@ -22,7 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tests.backends import unique_id
 from tests.conformance.items import user
-from tests.redis.batches import applied_twice, batch, batch_key, stored_batches
+from tests.redis_backend.batches import applied_twice, batch, batch_key, stored_batches
 from tests.servers import RedisServer, SentinelTopology, start_sentinel
 from turnstore import RedisSession, RedisStore
 

@@ -26,7 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tests.backends import unique_id
-from tests.redis.batches import applied_twice, batch, batch_key, stored_batches
+from tests.redis_backend.batches import applied_twice, batch, batch_key, stored_batches
 from tests.servers import ClusterTopology, RedisServer, SlotMigration, start_cluster
 from turnstore import RedisSession, RedisStore
 from turnstore.redis.keys import bucket_of
