@@ -3,6 +3,7 @@ keywords, errors that name what is wrong, and a password that never shows."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import socket
@@ -22,6 +23,8 @@ from tests.backends import unique_id
 from tests.conformance.items import assistant, user
 from tests.servers import ClusterTopology, RedisServer, SentinelTopology, start_redis
 from turnstore import (
+    BackendError,
+    BackendUnavailableError,
     ConfigurationError,
     RedisSession,
     RedisSessionManager,
@@ -29,7 +32,7 @@ from turnstore import (
     SQLiteStore,
     open_store,
 )
-from turnstore.redis.connection import parse_redis_url
+from turnstore.redis.urls import parse_redis_url
 from turnstore.urls import mask_url
 
 #: The default user's password of `auth_server`, and its ACL users.
@@ -151,8 +154,9 @@ async def test_a_password_in_the_url_authenticates(
     anonymous = open_store(prefixed(f"redis://{address}"))
     opened += [store, anonymous]
     await round_trip(store)
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(BackendError, match="refused the credentials") as caught:
         await anonymous.ping()
+    assert isinstance(caught.value.__cause__, AuthenticationError)
 
 
 async def test_an_acl_user_in_the_url_authenticates_as_that_user(
@@ -164,8 +168,9 @@ async def test_an_acl_user_in_the_url_authenticates_as_that_user(
     opened += [store, wrong]
     await round_trip(store)
     assert await store.client.acl_whoami() in (b"alice", "alice")
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(BackendError, match="refused the credentials") as caught:
         await wrong.ping()
+    assert isinstance(caught.value.__cause__, AuthenticationError)
 
 
 @pytest.mark.parametrize("encoded", [True, False], ids=["percent-encoded", "as-typed"])
@@ -324,17 +329,18 @@ async def test_a_default_redis_store_owns_a_blocking_pool_of_64(
     assert pool.max_connections == 64
 
 
-async def test_a_sentinel_store_owns_a_blocking_pool_of_max_connections(
+async def test_a_sentinel_store_holds_at_most_max_connections_and_callers_wait(
     redis_sentinel: SentinelTopology, opened: list[Any]
 ) -> None:
-    default = open_store(prefixed(redis_sentinel.url))
-    sized = open_store(prefixed(redis_sentinel.url, max_connections=7))
-    opened += [default, sized]
-    for store, size in ((default, 64), (sized, 7)):
-        pool = store.client.connection_pool
-        assert isinstance(pool, aioredis.BlockingConnectionPool)
-        assert pool.max_connections == size
-    await round_trip(sized)
+    name = unique_id("sized")
+    sized = open_store(prefixed(redis_sentinel.url, max_connections=7, client_name=name))
+    opened.append(sized)
+    sessions = [sized.session(unique_id()) for _ in range(60)]
+    await asyncio.gather(*(s.add_items([user("hi"), assistant("hello")]) for s in sessions))
+    await asyncio.gather(*(s.get_items() for s in sessions))
+    with redis_sentinel.master.client() as admin:
+        named = [c for c in admin.client_list() if c.get("name") == name]
+    assert 1 <= len(named) <= 7
 
 
 async def test_a_cluster_store_sizes_each_node_pool_from_the_query(
@@ -547,8 +553,10 @@ async def test_the_password_is_neither_in_a_connection_error_nor_logged(
     caplog.set_level(logging.DEBUG)
     store = open_store(url)
     opened.append(store)
-    with pytest.raises((RedisError, RedisClusterException, OSError)) as caught:
-        await store.ping()
+    assert await store.ping() is False
+    with pytest.raises(BackendUnavailableError) as caught:
+        await store.session("s").get_items()
+    assert isinstance(caught.value.__cause__, (RedisError, RedisClusterException, OSError))
     assert_error_keeps_it(caught.value)
     assert_no_secret(caplog.text, *(record.getMessage() for record in caplog.records))
 
@@ -561,10 +569,10 @@ async def test_a_refused_password_is_neither_in_the_error_nor_logged(
     store = open_store(url)
     session = RedisSession.from_url("s", url)
     opened += [store, session]
-    with pytest.raises(AuthenticationError) as caught:
+    with pytest.raises(BackendError) as caught:
         await store.ping()
     assert_error_keeps_it(caught.value)
-    with pytest.raises(AuthenticationError) as caught:
+    with pytest.raises(BackendError) as caught:
         await session.add_items([user("hi")])
     assert_error_keeps_it(caught.value)
     assert_no_secret(caplog.text, *(record.getMessage() for record in caplog.records))

@@ -1,6 +1,8 @@
 """turnstore: the conversation-session store for the OpenAI Agents SDK."""
 
 from .errors import (
+    BackendError,
+    BackendUnavailableError,
     ConfigurationError,
     CorruptItemError,
     InvalidItemError,
@@ -21,6 +23,8 @@ from .store import SessionStore, open_store, register_backend
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackendError",
+    "BackendUnavailableError",
     "BaseSession",
     "ConfigurationError",
     "CorruptItem",

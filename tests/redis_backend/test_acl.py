@@ -8,7 +8,7 @@ import pytest
 from redis.exceptions import NoPermissionError
 
 from tests.servers import ClusterTopology, RedisServer, start_redis
-from turnstore import open_store
+from turnstore import BackendError, open_store
 
 # Kept identical to the rule in docs/production.md.
 ACL_RULE = (
@@ -59,8 +59,9 @@ async def test_a_least_privileged_user_runs_every_operation(acl_server: RedisSer
 async def test_the_user_cannot_reach_keys_outside_its_prefix(acl_server: RedisServer) -> None:
     url = f"redis://agents:s3cret@127.0.0.1:{acl_server.port}/0?key_prefix=other"
     async with open_store(url) as store:
-        with pytest.raises(NoPermissionError):
+        with pytest.raises(BackendError, match="permission denied") as caught:
             await store.session("u1").add_items([{"role": "user", "content": "hi"}])
+        assert isinstance(caught.value.__cause__, NoPermissionError)
 
 
 async def test_on_a_cluster_the_user_also_needs_node_discovery(

@@ -28,16 +28,16 @@ from redis import __version__ as redis_py_version
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import FullJitterBackoff, NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tests.backends import unique_id
 from tests.conformance.items import turn, user
 from tests.conftest import cluster_client
 from tests.faults import DroppingProxy
 from tests.servers import ClusterTopology, RedisServer
-from turnstore import RedisSession
-from turnstore.redis.session import WRITE_ATTEMPTS
+from turnstore import BackendUnavailableError, RedisSession
+from turnstore.redis.retry import DEFAULT_BUDGET
+
+WRITE_ATTEMPTS = DEFAULT_BUDGET.retries + 1
 
 BATCHES = 150
 POPS = 60
@@ -46,7 +46,7 @@ DROP_RATE = 0.25
 OUTAGE_RATE = 0.025
 SEED = 1
 #: What a call raises when its outcome is still unknown after every retry.
-OUTCOME_UNKNOWN = (RedisConnectionError, RedisTimeoutError)
+OUTCOME_UNKNOWN = (BackendUnavailableError,)
 KEY_PREFIX = "exactly-once"
 
 

@@ -24,7 +24,7 @@ from tests.backends import unique_id
 from tests.conformance.items import user
 from tests.redis_backend.batches import applied_twice, batch, batch_key, stored_batches
 from tests.servers import RedisServer, SentinelTopology, start_sentinel
-from turnstore import RedisSession, RedisStore
+from turnstore import BackendUnavailableError, RedisSession, RedisStore
 
 #: Batches known to be on the replica before the master is killed.
 REPLICATED_BEFORE_KILL = 20
@@ -94,7 +94,7 @@ async def write_through_failover(
             try:
                 await session.add_items(batch(n), idempotency_key=batch_key(n))
                 break
-            except (RedisConnectionError, RedisTimeoutError) as exc:
+            except BackendUnavailableError as exc:
                 log.failed_attempts[type(exc).__name__] += 1
                 if time.monotonic() > deadline:
                     raise AssertionError(f"batch {n} still failing: {exc!r}") from exc

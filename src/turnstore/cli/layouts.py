@@ -280,7 +280,8 @@ class RedisLayout(SourceLayout):
     layout_params: tuple[str, ...] = ()
 
     def __init__(self, url: str) -> None:
-        from ..redis.connection import ClientSource, parse_redis_url
+        from ..redis.clients import ClientSource
+        from ..redis.urls import parse_redis_url
 
         super().__init__(url)
         if not url.split("://", 1)[0].lower().startswith(("redis", "unix")):
@@ -293,7 +294,7 @@ class RedisLayout(SourceLayout):
         self._source = ClientSource(config=self.config)
 
     async def client(self) -> Any:
-        return await self._source.ready()
+        return self._source.client()
 
     async def scan(self, pattern: str, kind: str) -> AsyncIterator[bytes]:
         """Keys matching `pattern` of type `kind`, with SCAN on every primary."""

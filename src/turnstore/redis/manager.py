@@ -6,9 +6,9 @@ import fnmatch
 from types import TracebackType
 from typing import Any
 
-from .connection import parse_redis_url
 from .session import RedisSession
 from .store import RedisStore
+from .urls import parse_redis_url
 
 __all__ = ["RedisSessionManager"]
 

@@ -2,77 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 import secrets
-import ssl
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
-
-from redis.exceptions import AuthenticationError, ClusterError, NoScriptError, TryAgainError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from collections.abc import Mapping
+from typing import Any
 
 from ..info import SessionInfo, datetime_from_ms
 from ..items import DEFAULT_MAX_ITEM_BYTES
 from ..options import OnCorrupt, SessionOptions
 from ..session import AUTO_TOKEN_TTL_MS, BaseSession, PopResult, RawItem, Snapshot
 from . import scripts
-from .connection import AnyRedis, ClientSource, default_redis_url, parse_redis_url
+from .clients import AnyRedis, ClientSource
 from .keys import session_keys, validate_key_prefix
+from .retry import Budget
+from .urls import default_redis_url, parse_redis_url
 
 __all__ = ["RedisSession"]
 
-_T = TypeVar("_T")
-
-#: How many times a write whose reply was lost is sent (with the same batch token).
-WRITE_ATTEMPTS = 4
 #: Share of appends that also forget expired batch tokens (keeps the common append short).
 PRUNE_TOKENS_EVERY = 1 / 16
-#: How long a call waits out a Cluster slot that is being moved (TRYAGAIN) or a cluster that
-#: is reconfiguring, retrying, before it gives up.
-SLOT_MOVE_WAIT = 10.0
-
-#: A Cluster slot is moving or the cluster is failing over: the script did not run, or ran
-#: whole (redis-py followed MOVED/ASK). Waiting and sending it again is safe.
-CLUSTER_IN_FLUX = (TryAgainError, ClusterError)
-
-
-def _refused(exc: BaseException) -> bool:
-    """A connection the server refused for good (credentials, certificate): not worth resending."""
-    if isinstance(exc, AuthenticationError):
-        return True
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return "certificate verify failed" in str(exc)
-
-
-async def retrying(call: Callable[[], Awaitable[_T]]) -> _T:
-    """Run `call`, sending it again when its outcome is unknown or the cluster is in flux.
-
-    Only for idempotent calls (every script of this package is: batch tokens, pop receipts,
-    token-compared locks, state-setting writes).
-    """
-    loop = asyncio.get_running_loop()
-    lost = 0
-    give_up_at: float | None = None
-    while True:
-        try:
-            return await call()
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            lost += 1
-            if lost >= WRITE_ATTEMPTS or _refused(exc):
-                raise
-            await asyncio.sleep(0.05 * 2 ** (lost - 1))
-        except CLUSTER_IN_FLUX:
-            now = loop.time()
-            give_up_at = give_up_at or now + SLOT_MOVE_WAIT
-            if now >= give_up_at:
-                raise
-            await asyncio.sleep(0.05)
 
 
 def _text(value: bytes | str) -> str:
@@ -122,6 +70,7 @@ class RedisSession(BaseSession):
         session_settings: Any = None,
         on_corrupt: OnCorrupt = "skip",
         max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES,
+        timeout: float | None = None,
     ) -> None:
         options = SessionOptions(
             ttl=ttl,
@@ -132,10 +81,11 @@ class RedisSession(BaseSession):
             on_corrupt=on_corrupt,
             max_item_bytes=max_item_bytes,
         )
+        budget = Budget.from_options({"timeout": timeout})
         source = (
-            ClientSource(client=client)
+            ClientSource(client=client, budget=budget)
             if client is not None
-            else ClientSource(config=parse_redis_url(default_redis_url()))
+            else ClientSource(config=parse_redis_url(default_redis_url()), budget=budget)
         )
         self._setup(session_id, source, validate_key_prefix(key_prefix), options, owns=True)
 
@@ -182,12 +132,18 @@ class RedisSession(BaseSession):
     def from_url(cls, session_id: str, url: str, **options: Any) -> RedisSession:
         """A session that opens (and owns) its own client for `url`.
 
-        Query parameters set options (`?ttl=3600&key_prefix=app`); keyword options win.
+        Query parameters set options (`?ttl=3600&key_prefix=app&timeout=5`); keyword
+        options win. `timeout`, `retries`, `socket_timeout` and `socket_connect_timeout` set
+        the time budget of every call (see docs/production.md).
         """
         config = parse_redis_url(url)
-        key_prefix, session_options = config.resolve_options(options)
+        key_prefix, session_options, budget = config.resolve_options(options)
         return cls._from_parts(
-            session_id, ClientSource(config=config), key_prefix, session_options, owns=True
+            session_id,
+            ClientSource(config=config, budget=budget),
+            key_prefix,
+            session_options,
+            owns=True,
         )
 
     def __repr__(self) -> str:
@@ -200,73 +156,44 @@ class RedisSession(BaseSession):
     def client(self) -> AnyRedis:
         """The redis-py client serving the running event loop."""
         self._check_open()
-        return self._source.get()  # type: ignore[no-any-return]
+        return self._source.client()  # type: ignore[no-any-return]
 
     async def _run(
         self, script: scripts.LuaScript, args: list[Any], extra_keys: tuple[bytes, ...] = ()
     ) -> Any:
+        """Run one of the session's scripts: one round trip, resent (within the time budget)
+        when its outcome is unknown. Every script may safely run twice: appends carry a batch
+        token, pops a receipt key; reads, clear, replace, metadata and touch set state rather
+        than add to it."""
         keys = self._script_keys + extra_keys if extra_keys else self._script_keys
-        return await script.run(self._source, keys, args)
-
-    async def _run_retrying(
-        self, script: scripts.LuaScript, args: list[Any], extra_keys: tuple[bytes, ...] = ()
-    ) -> Any:
-        """Run an idempotent script, repeating it when its outcome is unknown.
-
-        Only for scripts that may safely run twice: appends carry a batch token, pops a
-        receipt key; reads, clear, replace, metadata and touch set state rather than add to it.
-        """
-        return await retrying(lambda: self._run(script, args, extra_keys))
+        return await self._source.script(script, keys, args)
 
     # -- storage primitives ----------------------------------------------------------------
 
     async def _read_tail(self, count: int | None) -> tuple[list[RawItem], int]:
-        # A read is plain LRANGE (with LLEN for a tail), pipelined with the touch script when
-        # the TTL slides on reads: one round trip, and the items never pass through Lua,
-        # which would copy every byte of a long history once more.
-        items_key = self._script_keys[0]
+        # A read of the newest `count` items is one script (O(count), with the deadline
+        # refreshed in the same step when the TTL slides on reads). A read of everything is
+        # a plain LRANGE, so a long history never passes through Lua, which would copy every
+        # byte once more; pipelined with the touch script when the TTL slides.
         refresh = self._options.refresh_ttl_on_read and self._options.ttl is not None
-
-        touch_args = [self._member, self._ttl_arg]
-        commands: list[tuple[Any, ...]] = (
-            [("LRANGE", items_key, 0, -1)]
-            if count is None
-            else [("LLEN", items_key), ("LRANGE", items_key, -count, -1)]
-        )
-        if refresh:
-            keys = self._script_keys
-            commands.append(("EVALSHA", scripts.TOUCH.sha, len(keys), *keys, *touch_args))
-
-        async def read() -> tuple[list[RawItem], int]:
-            lane = self._source.lane()
-            if lane is not None:
-                results = await lane.execute(commands)
-            else:
-                client = await self._source.ready()
-                if len(commands) == 1:
-                    raws = await client.lrange(items_key, 0, -1)
-                    return raws, len(raws)
-                pipe = client.pipeline(transaction=False)
-                for command in commands:
-                    pipe.execute_command(*command)
-                results = await pipe.execute(raise_on_error=False)
+        if count is not None:
             if refresh:
-                touched = results.pop()
-                if isinstance(touched, NoScriptError):
-                    await self._run(scripts.TOUCH, touch_args)
-                elif isinstance(touched, Exception):
-                    raise touched
-            for result in results:
-                if isinstance(result, Exception):
-                    raise result
-            if count is None:
-                return results[0], len(results[0])
-            return results[1], int(results[0])
-
-        return await retrying(read)
+                reply = await self._run(
+                    scripts.TAIL_TOUCH, [self._member, self._ttl_arg, b"%d" % count]
+                )
+            else:
+                reply = await self._run(scripts.TAIL, [b"%d" % count])
+            return list(reply[1]), int(reply[0])
+        items_key = self._script_keys[0]
+        commands: list[tuple[Any, ...]] = [("LRANGE", items_key, 0, -1)]
+        if refresh:
+            commands.append(scripts.TOUCH.command(self._script_keys, [self._member, self._ttl_arg]))
+        replies = await self._source.send(commands)
+        self._source.raise_errors(replies)
+        return list(replies[0]), len(replies[0])
 
     async def _append(self, encoded: list[bytes], token: str, token_ttl_ms: int) -> bool:
-        applied = await self._run_retrying(
+        applied = await self._run(
             scripts.APPEND,
             [
                 self._member,
@@ -283,7 +210,7 @@ class RedisSession(BaseSession):
 
     async def _pop(self, skip_corrupt: bool) -> PopResult | None:
         token = secrets.token_urlsafe(12)
-        reply = await self._run_retrying(
+        reply = await self._run(
             scripts.POP,
             [
                 self._member,
@@ -304,7 +231,7 @@ class RedisSession(BaseSession):
 
     async def _delete(self) -> bool:
         """Clear the session; True if it existed."""
-        return bool(await self._run_retrying(scripts.CLEAR, [self._member]))
+        return bool(await self._run(scripts.CLEAR, [self._member]))
 
     async def _replace(
         self,
@@ -316,7 +243,7 @@ class RedisSession(BaseSession):
         if metadata is not None:
             for key, value in metadata.items():
                 pairs += [key, value]
-        await self._run_retrying(
+        await self._run(
             scripts.REPLACE,
             [
                 self._member,
@@ -333,14 +260,14 @@ class RedisSession(BaseSession):
         )
 
     async def _snapshot(self) -> Snapshot | None:
-        reply = await self._run_retrying(scripts.SNAPSHOT, [])
+        reply = await self._run(scripts.SNAPSHOT, [])
         if not reply:
             return None
         _fields, metadata = _meta_fields(reply[0])
         return Snapshot(raws=list(reply[1]), metadata=metadata)
 
     async def _info(self) -> SessionInfo | None:
-        reply = await self._run_retrying(scripts.INFO, [self._member])
+        reply = await self._run(scripts.INFO, [self._member])
         if not reply:
             return None
         fields, metadata = _meta_fields(reply[0])
@@ -359,13 +286,13 @@ class RedisSession(BaseSession):
         flat: list[str] = []
         for key, value in set_pairs.items():
             flat += [key, value]
-        await self._run_retrying(
+        await self._run(
             scripts.METADATA,
             [self._member, self._id_bytes, self._ttl_arg, len(set_pairs), *flat, *remove],
         )
 
     async def _touch(self) -> bool:
-        return bool(await self._run_retrying(scripts.TOUCH, [self._member, self._ttl_arg]))
+        return bool(await self._run(scripts.TOUCH, [self._member, self._ttl_arg]))
 
     async def _release(self) -> None:
         if self._owns_source:
@@ -376,8 +303,7 @@ class RedisSession(BaseSession):
     # its own to delete (the lock object tells that apart from a lost lease by its clock).
 
     async def _lock_script(self, script: scripts.LuaScript, args: list[Any]) -> bool:
-        keys = (self._keys.lock.encode(),)
-        return bool(await retrying(lambda: script.run(self._source, keys, args)))
+        return bool(await self._source.script(script, (self._keys.lock.encode(),), args))
 
     async def _lock_acquire(self, token: str, lease_ms: int) -> bool:
         return await self._lock_script(scripts.LOCK_ACQUIRE, [token, lease_ms])

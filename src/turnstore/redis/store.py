@@ -14,8 +14,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import NoScriptError
-
 from ..errors import ConfigurationError
 from ..info import SessionInfo, SessionPage, datetime_from_ms
 from ..items import DEFAULT_MAX_ITEM_BYTES
@@ -23,9 +21,11 @@ from ..options import OnCorrupt, SessionOptions
 from ..store import BaseStore, decode_cursor, encode_cursor
 from ..urls import mask_url
 from . import scripts
-from .connection import AnyRedis, ClientSource, parse_redis_url
+from .clients import DEFAULT_MAX_CONNECTIONS, AnyRedis, ClientSource
 from .keys import BUCKETS, bucket_keys, escape_id, unescape_id, validate_key_prefix
-from .session import RedisSession, _meta_fields, retrying
+from .retry import Budget
+from .session import RedisSession, _meta_fields
+from .urls import parse_redis_url
 
 __all__ = ["RedisStore", "open_redis_store"]
 
@@ -67,6 +67,7 @@ class RedisStore(BaseStore):
         session_settings: Any = None,
         on_corrupt: OnCorrupt = "skip",
         max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES,
+        timeout: float | None = None,
     ) -> None:
         options = SessionOptions(
             ttl=ttl,
@@ -77,7 +78,10 @@ class RedisStore(BaseStore):
             on_corrupt=on_corrupt,
             max_item_bytes=max_item_bytes,
         )
-        self._setup(ClientSource(client=client), validate_key_prefix(key_prefix), options)
+        budget = Budget.from_options({"timeout": timeout})
+        self._setup(
+            ClientSource(client=client, budget=budget), validate_key_prefix(key_prefix), options
+        )
 
     def _setup(self, source: ClientSource, key_prefix: str, options: SessionOptions) -> None:
         super().__init__()
@@ -90,23 +94,25 @@ class RedisStore(BaseStore):
     def from_url(
         cls, url: str, *, max_connections: int | None = None, **options: Any
     ) -> RedisStore:
-        """A store that owns a blocking pool of `max_connections` (default 64) for `url`.
+        """A store that owns a pool of `max_connections` (default 64) for `url`.
 
         Query parameters set options; keyword options win. Callers beyond the pool's size
-        wait for a free connection instead of failing.
+        wait for a free connection (within the call's time budget) instead of failing.
+        `timeout`, `retries`, `socket_timeout` and `socket_connect_timeout` set the time
+        budget of every call (see docs/production.md).
         """
         config = parse_redis_url(url)
-        key_prefix, session_options = config.resolve_options(options)
+        key_prefix, session_options, budget = config.resolve_options(options)
         limit = (
             max_connections
             if max_connections is not None
-            else config.store_options.get("max_connections", 64)
+            else config.store_options.get("max_connections", DEFAULT_MAX_CONNECTIONS)
         )
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigurationError(f"max_connections must be a positive int, not {limit!r}")
         store = cls.__new__(cls)
         store._setup(
-            ClientSource(config=config, blocking=True, max_connections=limit),
+            ClientSource(config=config, budget=budget, max_connections=limit),
             key_prefix,
             session_options,
         )
@@ -119,7 +125,7 @@ class RedisStore(BaseStore):
     def client(self) -> AnyRedis:
         """The redis-py client serving the running event loop."""
         self._check_open()
-        return self._source.get()  # type: ignore[no-any-return]
+        return self._source.client()  # type: ignore[no-any-return]
 
     def session(self, session_id: str, **overrides: Any) -> RedisSession:
         """A session sharing this store's connections and defaults (no I/O)."""
@@ -136,8 +142,9 @@ class RedisStore(BaseStore):
         return await self.session(session_id)._delete()
 
     async def ping(self) -> bool:
+        """True when Redis answers; False when it cannot be reached within the time budget."""
         self._check_open()
-        return bool(await self._source.execute("PING"))
+        return await self._source.ping()
 
     async def _release(self) -> None:
         await self._source.aclose()
@@ -155,47 +162,16 @@ class RedisStore(BaseStore):
         The bucket scripts only read, except purge, which may run twice: the whole round is
         sent again when its outcome is unknown or a Cluster slot is moving.
         """
-
-        async def run_all() -> list[Any]:
-            for attempt in range(2):
-                commands = [
-                    (
-                        "EVALSHA",
-                        script.sha,
-                        2,
-                        self._buckets[bucket].index,
-                        self._buckets[bucket].expiry,
-                        self._buckets[bucket].session_base,
-                        *args(bucket),
-                    )
-                    for bucket in buckets
-                ]
-                lane = self._source.lane()
-                if lane is not None:
-                    # A store that opened its own client sends these on the lane too, so
-                    # that it holds no more than `max_connections` connections.
-                    results = await lane.execute(commands)
-                else:
-                    client = await self._source.ready()
-                    pipe = client.pipeline(transaction=False)
-                    for command in commands:
-                        # execute_command: redis-py's cluster pipeline refuses its evalsha()
-                        # method, but routes a raw EVALSHA by its first key like any command.
-                        pipe.execute_command(*command)
-                    results = await pipe.execute(raise_on_error=False)
-                if attempt == 0 and any(isinstance(r, NoScriptError) for r in results):
-                    if lane is not None:
-                        await lane.call("SCRIPT", "LOAD", script.source)
-                    else:
-                        await client.script_load(script.source)  # every primary, on Cluster
-                    continue
-                for result in results:
-                    if isinstance(result, Exception):
-                        raise result
-                return results
-            raise AssertionError("unreachable")  # pragma: no cover
-
-        return await retrying(run_all)
+        commands = [
+            script.command(
+                (self._buckets[bucket].index, self._buckets[bucket].expiry),
+                [self._buckets[bucket].session_base, *args(bucket)],
+            )
+            for bucket in buckets
+        ]
+        replies = await self._source.send(commands)
+        self._source.raise_errors(replies)
+        return replies
 
     # -- listing ---------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """The Lua scripts: one readable `.lua` file per atomic step, run by SHA.
 
-Each script is `_common.lua` followed by its own file. It runs with EVALSHA; a server that
-does not know it (restarted, failed over, a new Cluster node) answers NOSCRIPT, and the call is
-repeated once with EVAL, which also caches the script on that server.
+Each script is `_common.lua` (or `_bucket.lua`) followed by its own file; a file whose first
+line declares flags (`#!lua flags=no-writes` for the scripts that only read, so they run on a
+replica and during `CLIENT PAUSE WRITE`) keeps that line first. Scripts run with EVALSHA; the
+transport sends a command again as EVAL when a server answers NOSCRIPT (see transport.py).
 """
 
 from __future__ import annotations
@@ -12,14 +13,11 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-from redis.exceptions import NoScriptError, ResponseError
-
-from ..connection import AnyRedis, ClientSource
-from ..lane import Lane
-
-__all__ = ["LuaScript", "load_script"]
+__all__ = ["LuaScript", "as_eval", "load_script"]
 
 EncodableArg = str | bytes | int | float
+
+_BY_SHA: dict[bytes, LuaScript] = {}
 
 
 def _read(name: str) -> str:
@@ -27,49 +25,39 @@ def _read(name: str) -> str:
 
 
 class LuaScript:
-    """A server-side script, called with the session's keys and arguments."""
+    """A server-side script: its source, its SHA, and the command that runs it."""
 
     def __init__(self, name: str, source: str) -> None:
         self.name = name
         self.source = source
         self.sha = hashlib.sha1(source.encode("utf-8")).hexdigest()
-        self._sha_bytes = self.sha.encode()
+        self.sha_bytes = self.sha.encode()
+        self.read_only = source.startswith("#!lua") and "no-writes" in source.split("\n", 1)[0]
+        _BY_SHA[self.sha_bytes] = self
 
-    async def __call__(
-        self, client: AnyRedis, keys: Sequence[str | bytes], args: Sequence[EncodableArg]
-    ) -> Any:
-        try:
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            return await client.eval(self.source, len(keys), *keys, *args)
-
-    async def on_lane(
-        self, lane: Lane, keys: Sequence[str | bytes], args: Sequence[EncodableArg]
-    ) -> Any:
-        """The same call, sent on a direct lane."""
-        reply = (await lane.execute(((b"EVALSHA", self._sha_bytes, len(keys), *keys, *args),)))[0]
-        if isinstance(reply, NoScriptError):
-            return await lane.call(b"EVAL", self.source, len(keys), *keys, *args)
-        if isinstance(reply, ResponseError):
-            raise reply
-        return reply
-
-    async def run(
-        self, source: ClientSource, keys: Sequence[str | bytes], args: Sequence[EncodableArg]
-    ) -> Any:
-        """On the source's direct lane when it has one, else through its redis-py client."""
-        lane = source.lane()
-        if lane is not None:
-            return await self.on_lane(lane, keys, args)
-        return await self(await source.ready(), keys, args)
+    def command(self, keys: Sequence[str | bytes], args: Sequence[EncodableArg]) -> tuple[Any, ...]:
+        """The EVALSHA command that runs this script on `keys` with `args`."""
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
     def __repr__(self) -> str:
         return f"LuaScript({self.name!r}, sha={self.sha[:12]})"
 
 
+def as_eval(command: Sequence[Any]) -> tuple[Any, ...]:
+    """The EVAL form of an EVALSHA `command` of one of these scripts."""
+    sha = command[1] if isinstance(command[1], bytes) else str(command[1]).encode()
+    return ("EVAL", _BY_SHA[sha].source, *command[2:])
+
+
 def load_script(name: str, prelude: str | None = "_common.lua") -> LuaScript:
     body = _read(f"{name}.lua")
-    return LuaScript(name, body if prelude is None else _read(prelude) + "\n" + body)
+    if prelude is None:
+        return LuaScript(name, body)
+    flags = ""
+    if body.startswith("#!"):
+        flags, body = body.split("\n", 1)
+        flags += "\n"
+    return LuaScript(name, flags + _read(prelude) + "\n" + body)
 
 
 APPEND = load_script("append")
@@ -80,6 +68,8 @@ METADATA = load_script("metadata")
 INFO = load_script("info")
 SNAPSHOT = load_script("snapshot")
 TOUCH = load_script("touch")
+TAIL = load_script("tail")
+TAIL_TOUCH = load_script("tail_touch")
 
 # The session lock: KEYS is just the lock key.
 LOCK_ACQUIRE = load_script("lock_acquire", None)

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- ARGV: base, start, count
 -- The live members of the bucket index, `count` entries from `start` (oldest first).
 -- Returns {next start (0 when done), member...}.

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- ARGV: member
 -- Returns {meta fields, item count, remaining ttl in ms (-1 = none), server time in ms,
 -- update time in ms (the index score; false if the session is not indexed)}, or false when

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- ARGV: base, max_score ('' = from the newest), max_member, want, budget, k1, v1, ...
 -- Walks the bucket index from newest to oldest, strictly after the cursor (score, member),
 -- and returns {exhausted, last_score, last_member, {member, score, meta, count, pttl}...}

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- ARGV: (none)
 -- Returns {meta fields, every item}, read in one step, or false when the session is absent.
 local meta = redis.call('HGETALL', META)

@@ -1,0 +1,258 @@
+"""The one owner of retries and of a call's time budget, and the driver's errors mapped to ours.
+
+Every request to Redis runs through `run`: it sends, and when the outcome is unknown (a lost
+connection, a reply that did not come) or the cluster is in flux (a slot moving, a failover),
+it sends again, until the call's budget (`timeout`, default 10 s) or its attempts
+(`retries + 1`) are spent. Nothing below it retries: the clients this package opens have
+redis-py's own retries turned off (`Retry(NoBackoff(), 0)`), so a call makes at most
+`retries + 1` connection attempts. Resending is safe because every script of this package is
+idempotent (batch tokens, pop receipts, token-compared locks, state-setting writes).
+
+An injected client keeps its own retry policy: when it resends failed commands itself, it is
+the one place that does, and this module adds only the time budget and the cluster waits;
+when it does not (`Retry(NoBackoff(), 0)`), this module resends as for its own clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import ssl
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    BusyLoadingError,
+    ClusterDownError,
+    ClusterError,
+    MasterDownError,
+    NoPermissionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..errors import BackendError, BackendUnavailableError, ConfigurationError
+
+__all__ = ["DEFAULT_BUDGET", "Budget", "backend_error", "is_refused", "run"]
+
+_T = TypeVar("_T")
+
+#: A reply's outcome is unknown: the request may or may not have run. Sent again.
+LOST = (RedisConnectionError, RedisTimeoutError, OSError)
+#: The cluster (or a replica set) is reconfiguring: the request did not run. Sent again after
+#: a short wait, for as long as the budget lasts.
+IN_FLUX = (TryAgainError, ClusterDownError, ClusterError, MasterDownError, BusyLoadingError)
+
+if sys.version_info >= (3, 11):
+    _deadline = asyncio.timeout_at
+else:  # pragma: no cover - Python 3.10
+
+    class _deadline:
+        """`asyncio.timeout_at` for Python 3.10: cancel the task at `when`, report it as
+        `TimeoutError`."""
+
+        def __init__(self, when: float) -> None:
+            self._when = when
+            self._expired = False
+            self._handle: asyncio.TimerHandle | None = None
+
+        async def __aenter__(self) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._handle = asyncio.get_running_loop().call_at(self._when, self._expire, task)
+
+        def _expire(self, task: asyncio.Task[Any]) -> None:
+            self._expired = True
+            task.cancel()
+
+        async def __aexit__(self, kind: Any, error: Any, tb: Any) -> bool:
+            assert self._handle is not None
+            self._handle.cancel()
+            if self._expired and kind is asyncio.CancelledError:
+                raise asyncio.TimeoutError from error
+            return False
+
+
+def _seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(f"{name} must be a number of seconds, not {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ConfigurationError(f"{name} must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long one call may take in all, and how often it may be sent.
+
+    `timeout`: seconds one call may take, retries, waits and connecting included (default 10).
+    `retries`: how many times a call whose outcome is unknown is sent again (default 3).
+    `socket_timeout` / `socket_connect_timeout`: how long one read or write / one connection
+    attempt may take (default: 5 s, or `timeout` when that is shorter).
+    """
+
+    timeout: float = 10.0
+    retries: int = 3
+    socket_timeout: float | None = None
+    socket_connect_timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        _seconds("timeout", self.timeout)
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise ConfigurationError(f"retries must be an int >= 0, not {self.retries!r}")
+        for name in ("socket_timeout", "socket_connect_timeout"):
+            value = getattr(self, name)
+            if value is not None:
+                _seconds(name, value)
+
+    @property
+    def read_timeout(self) -> float:
+        return self.socket_timeout if self.socket_timeout is not None else min(5.0, self.timeout)
+
+    @property
+    def connect_timeout(self) -> float:
+        if self.socket_connect_timeout is not None:
+            return self.socket_connect_timeout
+        return min(5.0, self.timeout)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Budget:
+        """A budget from keyword or URL options (only the four names above)."""
+        return cls(**{k: v for k, v in options.items() if v is not None})
+
+
+DEFAULT_BUDGET = Budget()
+#: The option names a `Budget` takes.
+BUDGET_OPTIONS = ("timeout", "retries", "socket_timeout", "socket_connect_timeout")
+
+
+def is_refused(error: BaseException) -> bool:
+    """The server refused the connection for good (credentials, certificate): a retry would
+    fail the same way. The one place that decides it."""
+    seen: BaseException | None = error
+    for _ in range(8):  # redis-py raises its ConnectionError while handling the cause
+        if seen is None:
+            return False
+        if isinstance(seen, (AuthenticationError, ssl.SSLCertVerificationError)):
+            return True
+        if isinstance(seen, ResponseError) and _auth_reply(str(seen)):
+            return True
+        if "certificate verify failed" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _auth_reply(text: str) -> bool:
+    upper = text.upper()
+    return (
+        upper.startswith(("NOAUTH", "WRONGPASS"))
+        or "HELLO MUST BE CALLED WITH THE CLIENT ALREADY AUTHENTICATED" in upper
+        or "AUTHENTICATION REQUIRED" in upper
+        or "INVALID PASSWORD" in upper
+        or "INVALID USERNAME-PASSWORD" in upper
+    )
+
+
+def backend_error(error: BaseException, where: str) -> BackendError:
+    """Our error for a driver's `error` (`where` names the server, password masked)."""
+    text = str(error) or type(error).__name__
+    if isinstance(error, BackendError):
+        return error
+    if is_refused(error):
+        if isinstance(error, ssl.SSLError) or "certificate" in text:
+            return BackendError(f"{where}: the TLS certificate was refused ({text})")
+        return BackendError(f"{where}: the server refused the credentials ({text})")
+    if isinstance(error, OutOfMemoryError):
+        return BackendError(f"{where}: out of memory, nothing was written ({text})")
+    if isinstance(error, ReadOnlyError):
+        return BackendError(f"{where}: the server is a read-only replica ({text})")
+    if isinstance(error, (NoPermissionError, AuthorizationError)):
+        return BackendError(f"{where}: permission denied ({text})")
+    if isinstance(error, (*LOST, *IN_FLUX, asyncio.TimeoutError)) or _unreachable(error):
+        return BackendUnavailableError(f"{where}: {text}")
+    if isinstance(error, (RedisError, RedisClusterException)):
+        return BackendError(f"{where}: {text}")
+    return BackendError(f"{where}: {type(error).__name__}: {text}")
+
+
+def _unreachable(error: BaseException) -> bool:
+    """A redis-py Cluster error that only says no node could be reached."""
+    if not isinstance(error, RedisClusterException):
+        return False
+    if "cannot be connected" in str(error):
+        return True
+    seen = error.__cause__ or error.__context__
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, LOST):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _backoff(attempt: int) -> float:
+    """Full jitter, 50 ms doubling up to 1 s."""
+    return random.uniform(0, min(1.0, 0.05 * 2**attempt))
+
+
+async def run(
+    attempt: Callable[[], Awaitable[_T]],
+    budget: Budget,
+    where: str,
+    *,
+    resend_lost: bool = True,
+) -> _T:
+    """Run `attempt` within `budget`, sending it again when its outcome is unknown
+    (`resend_lost`) or the cluster is in flux; raise our error when it cannot succeed.
+
+    The deadline is enforced on every attempt, so a call never outlives `budget.timeout`.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + budget.timeout
+    lost = 0
+    last: BaseException | None = None
+    while True:
+        try:
+            async with _deadline(deadline):
+                return await attempt()
+        except asyncio.TimeoutError as error:
+            if loop.time() < deadline:  # not the budget's: a timeout inside the attempt
+                raise backend_error(error, where) from error
+            raise BackendUnavailableError(
+                f"{where}: no answer within the {budget.timeout:g} s budget"
+                + (f" (last error: {last})" if last else "")
+            ) from (last or error)
+        except IN_FLUX as error:
+            last = error
+            pause = 0.05 + _backoff(2)
+        except (*LOST, RedisClusterException) as error:
+            if not isinstance(error, LOST) and not _unreachable(error):
+                raise backend_error(error, where) from error
+            if not resend_lost or is_refused(error):
+                raise backend_error(error, where) from error
+            lost += 1
+            last = error
+            if lost > budget.retries:
+                raise backend_error(error, where) from error
+            pause = _backoff(lost - 1)
+        except RedisError as error:
+            raise backend_error(error, where) from error
+        if loop.time() + pause >= deadline:
+            assert last is not None
+            raise BackendUnavailableError(
+                f"{where}: gave up within the {budget.timeout:g} s budget ({last})"
+            ) from last
+        await asyncio.sleep(pause)
