@@ -28,7 +28,8 @@ from redis.exceptions import ResponseError
 
 from ..errors import BackendUnavailableError, ConfigurationError, SessionClosedError
 from . import retry
-from .retry import DEFAULT_BUDGET, IN_FLUX, Budget, backend_error
+from .driver import connection_class
+from .retry import DEFAULT_BUDGET, Budget, backend_error
 from .scripts import EncodableArg, LuaScript
 from .transport import ClientTransport, Command, LaneTransport, Transport
 from .urls import RedisConfig
@@ -71,10 +72,12 @@ def _socket_only(options: dict[str, Any]) -> dict[str, Any]:
 
 def make_client(config: RedisConfig, budget: Budget, max_connections: int) -> Any:
     """A new redis-py asyncio client for `config` (the caller owns it)."""
+    # No socket_timeout: retry.run bounds each attempt by it with one timer, where redis-py
+    # would wrap every write in asyncio.wait_for (a task of its own on Python 3.11).
     options: dict[str, Any] = {
         **config.driver_options,
         "retry": _no_retries(),
-        "socket_timeout": budget.read_timeout,
+        "socket_timeout": None,
         "socket_connect_timeout": budget.connect_timeout,
     }
     options["ssl"] = config.tls
@@ -98,19 +101,21 @@ def make_client(config: RedisConfig, budget: Budget, max_connections: int) -> An
         )
         assert config.service_name is not None
         return sentinel.master_for(
-            config.service_name, db=config.db, max_connections=max_connections
+            config.service_name,
+            db=config.db,
+            max_connections=max_connections,
+            connection_class=connection_class(sentinel=True, tls=config.tls),
         )
     pool_options: dict[str, Any] = {**options, **auth, "db": config.db}
     if config.scheme == "unix":
-        pool_options["connection_class"] = aioredis.UnixDomainSocketConnection
+        pool_options["connection_class"] = connection_class(unix=True)
         pool_options["path"] = config.path
         pool_options.pop("ssl", None)
     else:
         host, port = config.hosts[0]
         pool_options["host"] = host
         pool_options["port"] = port
-        if pool_options.pop("ssl", False):
-            pool_options["connection_class"] = aioredis.SSLConnection
+        pool_options["connection_class"] = connection_class(tls=pool_options.pop("ssl", False))
     pool = aioredis.BlockingConnectionPool(
         max_connections=max_connections, timeout=budget.timeout, **pool_options
     )
@@ -206,17 +211,16 @@ class ClientSource:
         """The replies to `commands` (one round trip), error replies in place, within the
         time budget; resent when the outcome is unknown (`resend_lost`, for idempotent
         requests: all of this package's) or the cluster is in flux."""
-        transport = self._open()[1]
-        resend_lost = resend_lost and self._resends
-
-        async def attempt() -> list[Any]:
-            replies = await transport.send(commands)
-            for reply in replies:
-                if isinstance(reply, IN_FLUX):
-                    raise reply  # did not run: retry.run waits and sends again
-            return replies
-
-        return await retry.run(attempt, self.budget, self.where, resend_lost=resend_lost)
+        return await retry.run(
+            self._open()[1].send,
+            commands,
+            self.budget,
+            self.where,
+            # An injected client that resends by its own policy is the one place that does.
+            resend_lost=resend_lost and self._resends,
+            # An injected client's socket timeouts are its own.
+            bound_attempts=self._injected is None,
+        )
 
     async def execute(self, *command: EncodableArg) -> Any:
         """One command's reply; an error reply raises our error."""

@@ -19,10 +19,10 @@ import asyncio
 import math
 import random
 import ssl
-import sys
-from collections.abc import Awaitable, Callable, Mapping
+import weakref
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from redis.exceptions import (
     AuthenticationError,
@@ -46,42 +46,77 @@ from ..errors import BackendError, BackendUnavailableError, ConfigurationError
 
 __all__ = ["DEFAULT_BUDGET", "Budget", "backend_error", "is_refused", "run"]
 
-_T = TypeVar("_T")
-
 #: A reply's outcome is unknown: the request may or may not have run. Sent again.
 LOST = (RedisConnectionError, RedisTimeoutError, OSError)
 #: The cluster (or a replica set) is reconfiguring: the request did not run. Sent again after
 #: a short wait, for as long as the budget lasts.
 IN_FLUX = (TryAgainError, ClusterDownError, ClusterError, MasterDownError, BusyLoadingError)
 
-if sys.version_info >= (3, 11):
-    _deadline = asyncio.timeout_at
-else:  # pragma: no cover - Python 3.10
 
-    class _deadline:
-        """`asyncio.timeout_at` for Python 3.10: cancel the task at `when`, report it as
-        `TimeoutError`."""
+class _Watchdog:
+    """Deadlines of the calls in flight on one event loop, enforced by one timer.
 
-        def __init__(self, when: float) -> None:
-            self._when = when
-            self._expired = False
-            self._handle: asyncio.TimerHandle | None = None
+    A timer per call (`asyncio.timeout`) costs a heap entry made and cancelled on every
+    request, a visible share of a short one; here a call only records its deadline, and the
+    one timer, due at the earliest deadline, cancels the tasks whose deadline has passed.
+    """
 
-        async def __aenter__(self) -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            self._handle = asyncio.get_running_loop().call_at(self._when, self._expire, task)
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._due: dict[_Ticket, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
 
-        def _expire(self, task: asyncio.Task[Any]) -> None:
-            self._expired = True
-            task.cancel()
+    def arm(self, ticket: _Ticket, when: float) -> None:
+        self._due[ticket] = when
+        if when < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = when
+            self._timer = self._loop.call_at(when, self._fire)
 
-        async def __aexit__(self, kind: Any, error: Any, tb: Any) -> bool:
-            assert self._handle is not None
-            self._handle.cancel()
-            if self._expired and kind is asyncio.CancelledError:
-                raise asyncio.TimeoutError from error
-            return False
+    def disarm(self, ticket: _Ticket) -> None:
+        self._due.pop(ticket, None)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = math.inf
+        now = self._loop.time()
+        for ticket, when in list(self._due.items()):
+            if when <= now:
+                del self._due[ticket]
+                ticket.expired = True
+                ticket.task.cancel()
+        if self._due:
+            earliest = min(self._due.values())
+            self._timer_at = earliest
+            self._timer = self._loop.call_at(earliest, self._fire)
+
+
+class _Ticket:
+    __slots__ = ("expired", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.expired = False
+
+
+_WATCHDOGS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchdog] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _watchdog(loop: asyncio.AbstractEventLoop) -> _Watchdog:
+    dog = _WATCHDOGS.get(loop)
+    if dog is None:
+        dog = _WATCHDOGS[loop] = _Watchdog(loop)
+    return dog
+
+
+def _uncancel(task: asyncio.Task[Any]) -> bool:
+    """Take back the watchdog's cancellation; False when someone else cancelled too."""
+    uncancel = getattr(task, "uncancel", None)  # Python 3.11+
+    return uncancel is None or uncancel() == 0
 
 
 def _seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
@@ -98,8 +133,9 @@ class Budget:
 
     `timeout`: seconds one call may take, retries, waits and connecting included (default 10).
     `retries`: how many times a call whose outcome is unknown is sent again (default 3).
-    `socket_timeout` / `socket_connect_timeout`: how long one read or write / one connection
-    attempt may take (default: 5 s, or `timeout` when that is shorter).
+    `socket_timeout`: how long one attempt may wait for the server before it counts as lost
+    and is sent again (default: 5 s, or `timeout` when that is shorter).
+    `socket_connect_timeout`: how long one connection attempt may take (same default).
     """
 
     timeout: float = 10.0
@@ -209,28 +245,53 @@ def _backoff(attempt: int) -> float:
 
 
 async def run(
-    attempt: Callable[[], Awaitable[_T]],
+    send: Callable[[Sequence[Any]], Awaitable[list[Any]]],
+    commands: Sequence[Any],
     budget: Budget,
     where: str,
     *,
     resend_lost: bool = True,
-) -> _T:
-    """Run `attempt` within `budget`, sending it again when its outcome is unknown
-    (`resend_lost`) or the cluster is in flux; raise our error when it cannot succeed.
+    bound_attempts: bool = True,
+) -> list[Any]:
+    """The replies of `send(commands)` within `budget`: sent again when the outcome is
+    unknown (`resend_lost`) or the cluster is in flux (an in-flux error reply counts as not
+    run); our error when it cannot succeed.
 
-    The deadline is enforced on every attempt, so a call never outlives `budget.timeout`.
+    The deadline is enforced on every attempt, so a call never outlives `budget.timeout`;
+    with `bound_attempts`, an attempt that waits longer than `budget.read_timeout` counts as
+    lost (the clients this package opens leave redis-py's own socket timeout off: on Python
+    3.11 it runs every write as a task of its own, a cost the watchdog here does not have).
     """
     loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    dog = _watchdog(loop)
     deadline = loop.time() + budget.timeout
     lost = 0
     last: BaseException | None = None
     while True:
+        until = min(deadline, loop.time() + budget.read_timeout) if bound_attempts else deadline
+        ticket = _Ticket(task)
+        dog.arm(ticket, until)
         try:
-            async with _deadline(deadline):
-                return await attempt()
-        except asyncio.TimeoutError as error:
-            if loop.time() < deadline:  # not the budget's: a timeout inside the attempt
-                raise backend_error(error, where) from error
+            replies = await send(commands)
+            for reply in replies:
+                if isinstance(reply, IN_FLUX):
+                    raise reply  # did not run: wait and send again
+            return replies
+        except asyncio.CancelledError as error:
+            if not ticket.expired or not _uncancel(task):
+                raise
+            if until < deadline and resend_lost and lost < budget.retries:
+                lost += 1
+                last = RedisTimeoutError(
+                    f"no reply within socket_timeout={budget.read_timeout:g} s"
+                )
+                continue  # the attempt's connection was dropped; sent again at once
+            if until < deadline:
+                raise BackendUnavailableError(
+                    f"{where}: no reply within socket_timeout={budget.read_timeout:g} s"
+                ) from (last or error)
             raise BackendUnavailableError(
                 f"{where}: no answer within the {budget.timeout:g} s budget"
                 + (f" (last error: {last})" if last else "")
@@ -250,8 +311,9 @@ async def run(
             pause = _backoff(lost - 1)
         except RedisError as error:
             raise backend_error(error, where) from error
+        finally:
+            dog.disarm(ticket)
         if loop.time() + pause >= deadline:
-            assert last is not None
             raise BackendUnavailableError(
                 f"{where}: gave up within the {budget.timeout:g} s budget ({last})"
             ) from last
