@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from ..errors import ConfigurationError, SessionClosedError
+from ..errors import BackendError, BackendUnavailableError, ConfigurationError, SessionClosedError
 from ..urls import mask_url, split_options
 from .schema import Schema
 
@@ -117,6 +117,29 @@ def transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[None]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def sqlite_error(error: sqlite3.Error, path: str) -> BackendError:
+    """Our error for an error of sqlite3 on the database at `path`: what SQLite said, where.
+
+    A database still locked by another writer when the busy timeout ran out cannot be reached
+    in time (`BackendUnavailableError`); everything else is a refusal (`BackendError`): a
+    read-only or full disk, a file that is not a database, a directory that does not exist.
+    """
+    text = str(error) or type(error).__name__
+    where = "in-memory database" if is_memory_path(path) else repr(path)
+    lowered = text.lower()
+    if "locked" in lowered or "busy" in lowered:
+        return BackendUnavailableError(f"SQLite {where}: {text} (busy timeout ran out)")
+    if "readonly" in lowered or "read-only" in lowered:
+        return BackendError(f"SQLite {where} is read-only: {text}")
+    if "full" in lowered:
+        return BackendError(f"SQLite {where}: disk or database full, nothing was written ({text})")
+    if "not a database" in lowered or "malformed" in lowered:
+        return BackendError(f"SQLite {where} is not a database this package can read: {text}")
+    if "unable to open" in lowered:
+        return BackendError(f"SQLite {where} cannot be opened: {text}")
+    return BackendError(f"SQLite {where}: {text}")
 
 
 @dataclass(frozen=True)
@@ -216,7 +239,10 @@ class ConnectionWorker:
                 )
                 self._thread.start()
             self._queue.put(_Request(job, loop, future))
-        return await future
+        try:
+            return await future
+        except sqlite3.Error as error:
+            raise sqlite_error(error, self.path) from error
 
     def _serve(self) -> None:
         conn: sqlite3.Connection | None = None

@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from ..errors import ConfigurationError
+from ..errors import BackendError, ConfigurationError
 from ..info import SessionInfo, SessionPage
 from ..options import SessionOptions, validate_session_id
 from ..store import BaseStore, decode_cursor, encode_cursor
@@ -212,7 +212,7 @@ class SQLiteStore(BaseStore):
 
         try:
             return await self._run(job)
-        except sqlite3.Error:
+        except BackendError:
             return False
 
     async def _release(self) -> None:
