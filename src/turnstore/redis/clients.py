@@ -31,7 +31,7 @@ from . import retry
 from .driver import connection_class
 from .retry import DEFAULT_BUDGET, Budget, backend_error
 from .scripts import EncodableArg, LuaScript
-from .transport import ClientTransport, Command, LaneTransport, Transport
+from .transport import ClientTransport, Command, LaneTransport, Transport, injected_transport
 from .urls import RedisConfig
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "AnyRedis", "ClientSource", "check_client"]
@@ -127,8 +127,12 @@ def make_transport(client: Any, max_connections: int) -> Transport:
     (its pipelines get an eighth of the connections), the client's own path for Cluster."""
     if isinstance(client, RedisCluster) or max_connections < 2:
         return ClientTransport(client, limit=max_connections)
-    pipelines = max(1, max_connections // 8)
-    return LaneTransport(client, lane_size=max_connections - pipelines, pipelines=pipelines)
+    rest = max(1, max_connections // 8)
+    return LaneTransport(
+        client.connection_pool,
+        ClientTransport(client, limit=rest),
+        lane_size=max_connections - rest,
+    )
 
 
 async def close_client(client: Any, transport: Transport | None) -> None:
@@ -167,7 +171,7 @@ class ClientSource:
             config.store_options.get("max_connections") if config is not None else None
         )
         self._closed_by: str | None = None
-        self._injected = ClientTransport(client) if client is not None else None
+        self._injected = injected_transport(client) if client is not None else None
         # Retries have one place. An injected client that retries lost connections itself
         # keeps that job; one that does not (or a client this source opens, whose own
         # retries are off) is resent here.

@@ -26,6 +26,7 @@ Retries and the time budget are not here: see retry.py, their one owner.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -36,7 +37,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from . import scripts
 
-__all__ = ["ClientTransport", "Command", "LaneTransport", "Transport"]
+__all__ = ["ClientTransport", "Command", "LaneTransport", "Transport", "injected_transport"]
 
 Command = tuple[Any, ...]
 
@@ -71,22 +72,26 @@ class ClientTransport(Transport):
     """
 
     def __init__(self, client: Any, *, limit: int | None = None) -> None:
-        self.client = client
+        self._client = client
         self._cluster = isinstance(client, RedisCluster)
         self._initialized = not self._cluster
         self._init_lock = asyncio.Lock()
         self._slots = asyncio.Semaphore(limit) if limit else None
 
+    def client(self) -> Any:
+        return self._client
+
     async def _ready(self) -> Any:
+        client = self.client()
         # A Cluster client is initialized once, before any command: redis-py's RedisCluster
         # can fail, or repeat commands, when its first commands run concurrently with its own
         # lazy initialization.
         if not self._initialized:
             async with self._init_lock:
                 if not self._initialized:
-                    await self.client.initialize()
+                    await client.initialize()
                     self._initialized = True
-        return self.client
+        return client
 
     async def _send(self, commands: Sequence[Command]) -> list[Any]:
         if self._slots is None:
@@ -115,55 +120,55 @@ class ClientTransport(Transport):
 
 
 class LaneTransport(Transport):
-    """Single-command requests on redis-py single-connection clients of the store's pool;
-    requests of several commands through a pipeline on the same pool.
+    """Single-command requests on redis-py single-connection clients of a pool, up to
+    `lane_size` of them; requests of several commands, and single ones while every lane client
+    is busy, through the client's own path (`overflow`).
 
-    `lane_size + pipelines` must not exceed the pool's `max_connections`: each lane client
-    holds one of the pool's connections while it lives, each pipeline borrows one.
+    Each lane client holds one of the pool's connections while it lives: for a store's own
+    pool, `lane_size` plus the overflow's limit is the pool's `max_connections`.
     """
 
-    def __init__(self, client: aioredis.Redis, *, lane_size: int, pipelines: int) -> None:
-        self.client = client
-        self._pool = client.connection_pool
+    def __init__(self, pool: Any, overflow: ClientTransport, *, lane_size: int) -> None:
+        self._pool = pool
+        self._overflow = overflow
+        self._lane_size = lane_size
         self._idle: list[Any] = []
         self._all: list[Any] = []
-        self._lane = asyncio.Semaphore(lane_size)
-        self._pipelines = ClientTransport(client, limit=pipelines)
         self._closed = False
 
     async def _send(self, commands: Sequence[Command]) -> list[Any]:
         if len(commands) != 1:
-            return await self._pipelines._send(commands)
-        async with self._lane:
-            lane_client: Any = self._idle.pop() if self._idle else self._new_client()
+            return await self._overflow._send(commands)
+        if self._idle:
+            lane_client: Any = self._idle.pop()
+        elif len(self._all) < self._lane_size and not self._closed:
+            lane_client = aioredis.Redis(connection_pool=self._pool, single_connection_client=True)
+            self._all.append(lane_client)
+        else:
+            return await self._overflow._send(commands)
+        try:
+            connection = lane_client.connection
+            if connection is not None and not connection.is_connected:
+                # The connection's own connect(): a Sentinel-managed connection asks the
+                # sentinels for the current master there, where the implicit connect of a
+                # send would go back to the address it last had.
+                await connection.connect()
             try:
-                connection = lane_client.connection
-                if connection is not None and not connection.is_connected:
-                    # The connection's own connect(): a Sentinel-managed connection asks the
-                    # sentinels for the current master there, where the implicit connect of
-                    # a send would go back to the address it last had.
-                    await connection.connect()
-                try:
-                    reply = await lane_client.execute_command(*commands[0])
-                except ResponseError as error:
-                    reply = error
-            except BaseException:
-                # Whatever was left unread must never reach the next caller.
-                connection = lane_client.connection
-                if connection is not None:
-                    await connection.disconnect(nowait=True)
-                raise
-            finally:
-                if self._closed:
-                    await lane_client.aclose()
-                else:
-                    self._idle.append(lane_client)
+                reply = await lane_client.execute_command(*commands[0])
+            except ResponseError as error:
+                reply = error
+        except BaseException:
+            # Whatever was left unread must never reach the next caller.
+            connection = lane_client.connection
+            if connection is not None:
+                await connection.disconnect(nowait=True)
+            raise
+        finally:
+            if self._closed:
+                await lane_client.aclose()
+            else:
+                self._idle.append(lane_client)
         return [reply]
-
-    def _new_client(self) -> aioredis.Redis:
-        lane_client = aioredis.Redis(connection_pool=self._pool, single_connection_client=True)
-        self._all.append(lane_client)
-        return lane_client
 
     async def aclose(self) -> None:
         """Give the lane's connections back to the pool (which its owner then closes)."""
@@ -171,4 +176,44 @@ class LaneTransport(Transport):
         clients, self._all, self._idle = self._all, [], []
         for lane_client in clients:
             await lane_client.aclose()
-        await self._pipelines.aclose()
+        await self._overflow.aclose()
+
+
+#: The lanes of injected clients, one per client, shared by every session and store that
+#: uses it, and gone with it. A lane holds the client's pool, never the client itself.
+_INJECTED_LANES: weakref.WeakKeyDictionary[Any, LaneTransport] = weakref.WeakKeyDictionary()
+
+#: At most this many connections of an injected client's pool are held by its lane.
+INJECTED_LANE_SIZE = 16
+
+
+class _WeakClientTransport(ClientTransport):
+    """`ClientTransport` over a client it does not keep alive."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(None)
+        self._ref = weakref.ref(client)
+
+    def client(self) -> Any:
+        client = self._ref()
+        if client is None:  # only a transport whose every user is gone could see this
+            raise RuntimeError("the injected client was garbage-collected")
+        return client
+
+
+def injected_transport(client: Any) -> Transport:
+    """The transport for an injected client: its own path for a Cluster client or a
+    single-connection one; otherwise a lane of up to `INJECTED_LANE_SIZE` single-connection
+    clients of its pool (a quarter of the pool at most), shared by everyone who uses it, with
+    its own path for the rest."""
+    if isinstance(client, RedisCluster) or getattr(client, "single_connection_client", False):
+        return ClientTransport(client)
+    lane = _INJECTED_LANES.get(client)
+    if lane is None:
+        pool = client.connection_pool
+        size = min(INJECTED_LANE_SIZE, int(getattr(pool, "max_connections", 4)) // 4)
+        if size < 1:
+            return ClientTransport(client)
+        lane = LaneTransport(pool, _WeakClientTransport(client), lane_size=size)
+        _INJECTED_LANES[client] = lane
+    return lane
