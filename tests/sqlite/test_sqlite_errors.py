@@ -35,14 +35,16 @@ async def test_a_file_that_is_not_a_database_is_a_backend_error_naming_it(
     assert path.read_bytes() == b"this is not a database\n" * 200
 
 
-async def test_ping_of_a_store_on_a_file_that_is_not_a_database_is_false(
+async def test_ping_of_a_store_on_a_file_that_is_not_a_database_raises_what_sqlite_said(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "garbage.db"
     path.write_bytes(b"\x00garbage" * 512)
     store = SQLiteStore(path)
     try:
-        assert await store.ping() is False
+        with pytest.raises(BackendError, match="not a database") as caught:
+            await store.ping()
+        assert not isinstance(caught.value, BackendUnavailableError)
     finally:
         await store.close()
 

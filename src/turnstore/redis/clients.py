@@ -124,10 +124,11 @@ def make_client(config: RedisConfig, budget: Budget, max_connections: int) -> An
 
 def make_transport(client: Any, max_connections: int) -> Transport:
     """The transport of a client this package opened: a lane for standalone and Sentinel
-    (its pipelines get an eighth of the connections), the client's own path for Cluster."""
+    (half the connections; the other half for requests of several commands and for single
+    ones while the lane is busy), the client's own path for Cluster."""
     if isinstance(client, RedisCluster) or max_connections < 2:
         return ClientTransport(client, limit=max_connections)
-    rest = max(1, max_connections // 8)
+    rest = max(1, max_connections // 2)
     return LaneTransport(
         client.connection_pool,
         ClientTransport(client, limit=rest),
@@ -288,9 +289,12 @@ class ClientSource:
 
 
 def _retries_of(client: Any) -> int | None:
-    """How many times an injected client's own policy resends a failed command (None when
-    redis-py does not say)."""
+    """How many times an injected client's own policy resends a failed command: 0 when it
+    has no policy (redis-py 5's default), None when redis-py does not say (a policy on a
+    redis-py too old to tell its count: then the client is taken to resend)."""
     policy = client.get_retry() if hasattr(client, "get_retry") else getattr(client, "retry", None)
+    if policy is None:
+        return 0
     count = getattr(policy, "get_retries", None)
     return int(count()) if callable(count) else None
 

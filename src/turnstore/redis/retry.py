@@ -21,6 +21,7 @@ import random
 import ssl
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,6 +100,31 @@ class _Ticket:
     def __init__(self, task: asyncio.Task[Any]) -> None:
         self.task = task
         self.expired = False
+
+
+class _Attempt:
+    """The attempt in flight of a call: what `attempt_started` needs to restart its clock."""
+
+    __slots__ = ("deadline", "dog", "read_timeout", "ticket")
+
+    def __init__(self, dog: _Watchdog, deadline: float, read_timeout: float) -> None:
+        self.dog = dog
+        self.deadline = deadline
+        self.read_timeout = read_timeout
+        self.ticket: _Ticket | None = None
+
+
+_CURRENT: ContextVar[_Attempt | None] = ContextVar("turnstore_attempt", default=None)
+
+
+def attempt_started() -> None:
+    """Called by a transport when a request that had to wait for a free connection is sent:
+    the attempt's `socket_timeout` counts from now, so queueing for a connection is bounded
+    by the call's `timeout` only, not taken for a server that does not answer."""
+    attempt = _CURRENT.get()
+    if attempt is not None and attempt.ticket is not None:
+        loop = asyncio.get_running_loop()
+        attempt.dog.arm(attempt.ticket, min(attempt.deadline, loop.time() + attempt.read_timeout))
 
 
 _WATCHDOGS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchdog] = (
@@ -267,11 +293,35 @@ async def run(
     assert task is not None
     dog = _watchdog(loop)
     deadline = loop.time() + budget.timeout
+    current = _Attempt(dog, deadline, budget.read_timeout) if bound_attempts else None
+    reset = _CURRENT.set(current)
+    try:
+        return await _attempts(send, commands, budget, where, resend_lost, current, task)
+    finally:
+        _CURRENT.reset(reset)
+
+
+async def _attempts(
+    send: Callable[[Sequence[Any]], Awaitable[list[Any]]],
+    commands: Sequence[Any],
+    budget: Budget,
+    where: str,
+    resend_lost: bool,
+    current: _Attempt | None,
+    task: asyncio.Task[Any],
+) -> list[Any]:
+    loop = asyncio.get_running_loop()
+    dog = _watchdog(loop)
+    deadline = loop.time() + budget.timeout if current is None else current.deadline
     lost = 0
     last: BaseException | None = None
     while True:
-        until = min(deadline, loop.time() + budget.read_timeout) if bound_attempts else deadline
         ticket = _Ticket(task)
+        if current is None:
+            until = deadline
+        else:
+            until = min(deadline, loop.time() + budget.read_timeout)
+            current.ticket = ticket
         dog.arm(ticket, until)
         try:
             replies = await send(commands)
@@ -282,6 +332,7 @@ async def run(
         except asyncio.CancelledError as error:
             if not ticket.expired or not _uncancel(task):
                 raise
+            until = min(deadline, loop.time())  # the clock may have been restarted
             if until < deadline and resend_lost and lost < budget.retries:
                 lost += 1
                 last = RedisTimeoutError(

@@ -71,6 +71,7 @@ class RedisSession(BaseSession):
         on_corrupt: OnCorrupt = "skip",
         max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES,
         timeout: float | None = None,
+        retries: int | None = None,
     ) -> None:
         options = SessionOptions(
             ttl=ttl,
@@ -81,7 +82,7 @@ class RedisSession(BaseSession):
             on_corrupt=on_corrupt,
             max_item_bytes=max_item_bytes,
         )
-        budget = Budget.from_options({"timeout": timeout})
+        budget = Budget.from_options({"timeout": timeout, "retries": retries})
         source = (
             ClientSource(client=client, budget=budget)
             if client is not None

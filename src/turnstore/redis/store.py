@@ -68,6 +68,7 @@ class RedisStore(BaseStore):
         on_corrupt: OnCorrupt = "skip",
         max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES,
         timeout: float | None = None,
+        retries: int | None = None,
     ) -> None:
         options = SessionOptions(
             ttl=ttl,
@@ -78,7 +79,7 @@ class RedisStore(BaseStore):
             on_corrupt=on_corrupt,
             max_item_bytes=max_item_bytes,
         )
-        budget = Budget.from_options({"timeout": timeout})
+        budget = Budget.from_options({"timeout": timeout, "retries": retries})
         self._setup(
             ClientSource(client=client, budget=budget), validate_key_prefix(key_prefix), options
         )

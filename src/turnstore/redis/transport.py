@@ -36,6 +36,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
 from . import scripts
+from .retry import attempt_started
 
 __all__ = ["ClientTransport", "Command", "LaneTransport", "Transport", "injected_transport"]
 
@@ -96,7 +97,10 @@ class ClientTransport(Transport):
     async def _send(self, commands: Sequence[Command]) -> list[Any]:
         if self._slots is None:
             return await self._send_now(commands)
+        waits = self._slots.locked()
         async with self._slots:
+            if waits:
+                attempt_started()  # the wait for the server starts now, not in the queue
             return await self._send_now(commands)
 
     async def _send_now(self, commands: Sequence[Command]) -> list[Any]:

@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from ..errors import BackendError, ConfigurationError
+from ..errors import BackendUnavailableError, ConfigurationError
 from ..info import SessionInfo, SessionPage
 from ..options import SessionOptions, validate_session_id
 from ..store import BaseStore, decode_cursor, encode_cursor
@@ -205,14 +205,17 @@ class SQLiteStore(BaseStore):
         return await self._run(job)
 
     async def ping(self) -> bool:
-        """True when the database answers (opening it, and installing the schema, if needed)."""
+        """True when the database answers (opening it, and installing the schema, if needed);
+        False when it stays locked past the busy timeout. A file it cannot use (not a
+        database, a directory that does not exist) raises `BackendError`, as a Redis server
+        refusing the credentials does."""
 
         def job(conn: sqlite3.Connection) -> bool:
             return bool(conn.execute("SELECT 1").fetchone() == (1,))
 
         try:
             return await self._run(job)
-        except BackendError:
+        except BackendUnavailableError:
             return False
 
     async def _release(self) -> None:
