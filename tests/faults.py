@@ -108,3 +108,19 @@ class DroppingProxy:
 
         asyncio.run_coroutine_threadsafe(stop(), self._loop)
         self._thread.join(5)
+
+
+class CountingProxy(DroppingProxy):
+    """Forward 127.0.0.1:port to a target and count the connections clients open to it.
+
+    Every accepted connection counts, also when the target is down (the proxy then closes
+    it at once): the count is the number of connection attempts a client made.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.accepted = 0
+        super().__init__(target_port, should_drop=lambda _request: False)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        await super()._handle(reader, writer)

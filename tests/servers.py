@@ -913,3 +913,49 @@ class SlotMigration:
         self.begin()
         self.move_keys(per_step=per_step, pause=pause)
         self.finish()
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def enable_aof_always(server: RedisServer, timeout: float = READY_TIMEOUT) -> None:
+    """Turn on the append-only file with an fsync per write and wait until it is written,
+    so that a write the server acknowledged survives a SIGKILL and a `restart_redis`."""
+    with server._probe() as client:
+        client.config_set("appendonly", "yes")
+        client.config_set("appendfsync", "always")
+        _wait_for(
+            lambda: (
+                int(client.info("persistence")["aof_rewrite_in_progress"]) == 0
+                and int(client.info("persistence")["aof_rewrite_scheduled"]) == 0
+            ),
+            timeout,
+            lambda: f"AOF rewrite on {server.port} did not finish:\n{server.log_tail()}",
+        )
+
+
+def restart_redis(server: RedisServer, *extra_args: str) -> RedisServer:
+    """Start a server again on the port and in the directory of `server` (killed before:
+    see `RedisServer.kill`), loading its append-only file. Stop the new one before the old."""
+    return start_redis(
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--dir",
+        str(server.dir),
+        *extra_args,
+        port=server.port,
+    )
+
+
+def freeze(server: RedisServer) -> None:
+    """SIGSTOP the server: connections stay open, nothing is answered."""
+    assert server.redis_pid is not None
+    os.kill(server.redis_pid, signal.SIGSTOP)
+
+
+def thaw(server: RedisServer) -> None:
+    """SIGCONT a server `freeze` stopped."""
+    assert server.redis_pid is not None
+    os.kill(server.redis_pid, signal.SIGCONT)
