@@ -197,15 +197,7 @@ async def test_connections_killed_in_a_loop_lose_and_double_nothing(
     "path",
     [
         "url",
-        pytest.param(
-            "injected",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="an AttributeError from redis-py's cluster connection "
-                "('NoneType' object has no attribute 'writelines') reaches the caller bare "
-                "(see report h12)",
-            ),
-        ),
+        "injected",
     ],
 )
 async def test_cluster_connections_killed_in_a_loop_lose_and_double_nothing(
@@ -294,11 +286,6 @@ async def test_reads_answer_during_client_pause_write_and_a_write_waits_for_it(
         await opened.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a read-only script the server does not know yet is sent as EVALSHA, whose flags "
-    "Redis cannot know, so CLIENT PAUSE WRITE holds it until the pause ends (see report h12)",
-)
 @pytest.mark.parametrize("path", PATHS)
 async def test_reads_answer_during_client_pause_write_with_an_empty_script_cache(
     path: str, redis_server: RedisServer
@@ -518,11 +505,6 @@ async def test_a_call_after_the_server_dropped_idle_connections_answers_promptly
         await opened.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with retries=0 the failed health check of a dropped idle connection fails the "
-    "call, though nothing was sent yet (see report h12)",
-)
 async def test_a_health_check_replaces_a_dropped_idle_connection_even_without_retries(
     own_server: RedisServer,
 ) -> None:

@@ -182,6 +182,12 @@ class ClientSource:
         ] = weakref.WeakKeyDictionary()
         self._guard = threading.Lock()
         self.where = config.masked_url if config is not None else _describe(client)
+        # Read-only scripts go as EVALSHA_RO, except on Cluster, where redis-py would ask a
+        # node for the keys of every such command (COMMAND GETKEYS) before routing it.
+        self._ro = not (
+            isinstance(client, RedisCluster)
+            or (config is not None and config.scheme == "redis+cluster")
+        )
 
     @property
     def owns_clients(self) -> bool:
@@ -235,7 +241,13 @@ class ClientSource:
         self, script: LuaScript, keys: Sequence[str | bytes], args: Sequence[EncodableArg]
     ) -> Any:
         """Run `script` on `keys` with `args`; an error reply raises our error."""
-        return self._checked((await self.send([script.command(keys, args)]))[0])
+        return self._checked((await self.send([script.command(keys, args, ro=self._ro)]))[0])
+
+    def script_command(
+        self, script: LuaScript, keys: Sequence[str | bytes], args: Sequence[EncodableArg]
+    ) -> Command:
+        """The command that runs `script` here (for requests of several commands)."""
+        return script.command(keys, args, ro=self._ro)
 
     def _checked(self, reply: Any) -> Any:
         if isinstance(reply, ResponseError):

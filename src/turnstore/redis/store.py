@@ -164,7 +164,8 @@ class RedisStore(BaseStore):
         sent again when its outcome is unknown or a Cluster slot is moving.
         """
         commands = [
-            script.command(
+            self._source.script_command(
+                script,
                 (self._buckets[bucket].index, self._buckets[bucket].expiry),
                 [self._buckets[bucket].session_base, *args(bucket)],
             )

@@ -33,6 +33,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
 from . import scripts
@@ -105,17 +106,24 @@ class ClientTransport(Transport):
 
     async def _send_now(self, commands: Sequence[Command]) -> list[Any]:
         client = await self._ready()
-        if len(commands) == 1:
-            try:
-                return [await client.execute_command(*commands[0])]
-            except ResponseError as error:
-                return [error]
-        pipe = client.pipeline(transaction=False)
-        for command in commands:
-            # execute_command: a cluster pipeline refuses its evalsha() method, but routes a
-            # raw EVALSHA by its first key like any other command.
-            pipe.execute_command(*command)
-        return list(await pipe.execute(raise_on_error=False))
+        try:
+            if len(commands) == 1:
+                try:
+                    return [await client.execute_command(*commands[0])]
+                except ResponseError as error:
+                    return [error]
+            pipe = client.pipeline(transaction=False)
+            for command in commands:
+                # execute_command: a cluster pipeline refuses its evalsha() method, but routes
+                # a raw EVALSHA by its first key like any other command.
+                pipe.execute_command(*command)
+            return list(await pipe.execute(raise_on_error=False))
+        except AttributeError as error:
+            # redis-py 8.1's RedisCluster, resetting a node's connections after a lost one
+            # while another task's command is on its way, can write to a connection that was
+            # just closed ("'NoneType' object has no attribute 'writelines'"). The request
+            # may not have been sent: an outcome unknown, like any lost connection.
+            raise RedisConnectionError(f"connection reset while sending: {error}") from error
 
     async def aclose(self) -> None:
         # Cluster initialization state belongs to the client: a closed client initializes
@@ -152,11 +160,19 @@ class LaneTransport(Transport):
             return await self._overflow._send(commands)
         try:
             connection = lane_client.connection
-            if connection is not None and not connection.is_connected:
-                # The connection's own connect(): a Sentinel-managed connection asks the
-                # sentinels for the current master there, where the implicit connect of a
-                # send would go back to the address it last had.
-                await connection.connect()
+            if connection is not None:
+                if connection.is_connected and connection.health_check_interval:
+                    try:
+                        await connection.check_health()  # a PING when the interval passed
+                    except RedisConnectionError:
+                        # The server dropped this idle connection. Nothing was sent yet:
+                        # connect again rather than spend one of the call's retries on it.
+                        await connection.disconnect()
+                if not connection.is_connected:
+                    # The connection's own connect(): a Sentinel-managed connection asks
+                    # the sentinels for the current master there, where the implicit connect
+                    # of a send would go back to the address it last had.
+                    await connection.connect()
             try:
                 reply = await lane_client.execute_command(*commands[0])
             except ResponseError as error:

@@ -35,18 +35,28 @@ class LuaScript:
         self.read_only = source.startswith("#!lua") and "no-writes" in source.split("\n", 1)[0]
         _BY_SHA[self.sha_bytes] = self
 
-    def command(self, keys: Sequence[str | bytes], args: Sequence[EncodableArg]) -> tuple[Any, ...]:
-        """The EVALSHA command that runs this script on `keys` with `args`."""
-        return ("EVALSHA", self.sha, len(keys), *keys, *args)
+    def command(
+        self, keys: Sequence[str | bytes], args: Sequence[EncodableArg], *, ro: bool = False
+    ) -> tuple[Any, ...]:
+        """The EVALSHA command that runs this script on `keys` with `args`.
+
+        `ro`: a read-only script goes as EVALSHA_RO, which a server answers during `CLIENT
+        PAUSE WRITE` and on a replica even when it does not know the script yet (it cannot
+        read the flags of a script it does not have, so a plain EVALSHA would wait for the
+        pause to end before answering NOSCRIPT).
+        """
+        name = "EVALSHA_RO" if ro and self.read_only else "EVALSHA"
+        return (name, self.sha, len(keys), *keys, *args)
 
     def __repr__(self) -> str:
         return f"LuaScript({self.name!r}, sha={self.sha[:12]})"
 
 
 def as_eval(command: Sequence[Any]) -> tuple[Any, ...]:
-    """The EVAL form of an EVALSHA `command` of one of these scripts."""
+    """The EVAL (or EVAL_RO) form of an EVALSHA (or EVALSHA_RO) `command` of these scripts."""
     sha = command[1] if isinstance(command[1], bytes) else str(command[1]).encode()
-    return ("EVAL", _BY_SHA[sha].source, *command[2:])
+    name = "EVAL_RO" if str(command[0]).upper().endswith("_RO") else "EVAL"
+    return (name, _BY_SHA[sha].source, *command[2:])
 
 
 def load_script(name: str, prelude: str | None = "_common.lua") -> LuaScript:
