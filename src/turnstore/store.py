@@ -97,7 +97,7 @@ class BaseStore(ABC):
         return wanted
 
     @abstractmethod
-    async def _release(self) -> None:
+    async def storage_close(self) -> None:
         """Close what the store owns."""
 
     async def close(self) -> None:
@@ -105,7 +105,7 @@ class BaseStore(ABC):
         if self._closed:
             return
         self._closed = True
-        await self._release()
+        await self.storage_close()
 
     async def __aenter__(self: _T) -> _T:
         self._check_open()

@@ -21,7 +21,7 @@ from tests.faults import DroppingProxy
 from tests.servers import RedisServer
 from turnstore import ConfigurationError, RedisSession, SessionClosedError
 from turnstore.redis.keys import escape_id, session_keys, unescape_id
-from turnstore.session import AUTO_TOKEN_TTL_MS, IDEMPOTENCY_TTL_MS
+from turnstore.backend import AUTO_TOKEN_TTL_MS, IDEMPOTENCY_TTL_MS
 
 
 @pytest.fixture
