@@ -6,7 +6,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from turnstore import RedisSession, RedisStore
+from turnstore import MemoryStore, RedisSession, RedisStore
+from turnstore.backend import AUTO_TOKEN_TTL_MS, batch_token
 from turnstore.session import BaseSession
 
 
@@ -145,6 +146,32 @@ class SQLiteBackend(Backend):
                 (session.session_id, raw),
             )
         )
+
+    async def aclose(self) -> None:
+        for store in self._stores:
+            await store.close()
+
+
+class MemoryBackend(Backend):
+    """`memory://`: a named store, so a second store on the name plays the other worker."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._store_name = unique_id("mem")
+        self._stores = [MemoryStore(name=self._store_name)]
+        self.store = self._stores[0]
+
+    def session(self, session_id: str | None = None, **options: Any) -> BaseSession:
+        return self.store.session(unique_id() if session_id is None else session_id, **options)
+
+    def other_client_session(self, session_id: str, **options: Any) -> BaseSession:
+        store = MemoryStore(name=self._store_name)
+        self._stores.append(store)
+        return store.session(session_id, **options)
+
+    async def inject_raw(self, session: BaseSession, raw: str) -> None:
+        # Below the validation, through the backend protocol: what a foreign writer leaves.
+        await session.storage_append([raw.encode()], batch_token(), AUTO_TOKEN_TTL_MS)
 
     async def aclose(self) -> None:
         for store in self._stores:

@@ -152,6 +152,7 @@ _BUILTIN: dict[str, str] = {
     "unix": "turnstore.redis.store:open_redis_store",
     "redis+sentinel": "turnstore.redis.store:open_redis_store",
     "redis+cluster": "turnstore.redis.store:open_redis_store",
+    "memory": "turnstore.memory.store:open_memory_store",
 }
 
 

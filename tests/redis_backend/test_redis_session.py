@@ -20,8 +20,8 @@ from tests.conformance.test_session_contract import TRICKY_IDS
 from tests.faults import DroppingProxy
 from tests.servers import RedisServer
 from turnstore import ConfigurationError, RedisSession, SessionClosedError
-from turnstore.redis.keys import escape_id, session_keys, unescape_id
 from turnstore.backend import AUTO_TOKEN_TTL_MS, IDEMPOTENCY_TTL_MS
+from turnstore.redis.keys import escape_id, session_keys, unescape_id
 
 
 @pytest.fixture
