@@ -594,7 +594,7 @@ async def bench_redis_memory(client: aioredis.Redis, sizes: Sizes, report: Repor
         await ours.add_items(turn)
         await sdk.add_items(turn)  # type: ignore[arg-type]
 
-    keys = ours._keys
+    keys = ours.keys
     count, payload = await stored_json_bytes(client, keys.items)
     items_mem = await memory_usage(client, keys.items)
     meta_mem = await memory_usage(client, keys.meta)

@@ -16,9 +16,9 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tests.backends import unique_id
-from tests.conformance.items import user
 from tests.servers import RedisServer, SentinelTopology
 from turnstore import RedisStore
+from turnstore.conformance.items import user
 from turnstore.redis import lane as lane_module
 from turnstore.redis.lane import Lane
 
@@ -39,7 +39,7 @@ def open_store(server: RedisServer, name: str, query: str = "", **options: Any) 
 
 
 def lane_of(store: RedisStore) -> Lane:
-    lane = store._source.lane()
+    lane = store.connection.lane()
     assert lane is not None
     return lane
 
@@ -263,7 +263,7 @@ async def test_a_store_sends_its_own_calls_on_the_lane_too(
 
 async def test_injected_clients_have_no_lane(admin: aioredis.Redis) -> None:
     store = RedisStore(admin, key_prefix=unique_id("inj"))
-    assert store._source.lane() is None
+    assert store.connection.lane() is None
 
 
 async def test_sentinel_lane_connections_go_to_the_master(
@@ -278,4 +278,4 @@ async def test_sentinel_lane_connections_go_to_the_master(
         await session.add_items([user("a")])
         master = redis_sentinel.master
         async with aioredis.Redis(host=master.host, port=master.port) as on_master:
-            assert await on_master.llen(session._keys.items) == 1
+            assert await on_master.llen(session.keys.items) == 1

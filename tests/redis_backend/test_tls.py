@@ -21,7 +21,6 @@ from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from tests.backends import unique_id
-from tests.conformance.items import turn
 from tests.servers import (
     ClusterTopology,
     RedisServer,
@@ -31,6 +30,7 @@ from tests.servers import (
     start_redis_tls,
 )
 from turnstore import ConfigurationError, RedisStore, open_store
+from turnstore.conformance.items import turn
 
 #: A refused certificate is reported well before the ~6 s that retrying it took.
 FAIL_FAST_SECONDS = 2.0

@@ -184,6 +184,11 @@ class RedisSession(BaseSession):
         )
 
     @property
+    def connection(self) -> ClientSource:
+        """Where this session's clients come from (its store's, when a store made it)."""
+        return self._source
+
+    @property
     def keys(self) -> SessionKeys:
         """The Redis keys of this session (for operators and tests looking at the server)."""
         return self._keys

@@ -136,6 +136,11 @@ class RedisStore(BaseStore):
         self._check_open()
         return self._source.get()  # type: ignore[no-any-return]
 
+    @property
+    def connection(self) -> ClientSource:
+        """Where this store's clients come from: what `session()` hands to its sessions."""
+        return self._source
+
     def session(self, session_id: str, **overrides: Any) -> RedisSession:
         """A session sharing this store's connections and defaults (no I/O)."""
         self._check_open()
