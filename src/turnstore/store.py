@@ -81,6 +81,11 @@ class BaseStore(ABC):
     def __init__(self) -> None:
         self._closed = False
 
+    @property
+    def closed(self) -> bool:
+        """True once `close()` was called; the store and its sessions refuse every call."""
+        return self._closed
+
     def _check_open(self) -> None:
         if self._closed:
             raise SessionClosedError(f"{self.kind} is closed")

@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
                 "asyncio_default_fixture_loop_scope=function",
                 "-p",
                 "no:cacheprovider",
+                # turnstore (and the SDK's anyio) were imported to check the store first.
+                "-W",
+                "ignore::pytest.PytestAssertRewriteWarning",
                 *rest,
             ]
         )
