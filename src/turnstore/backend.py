@@ -24,13 +24,10 @@ import os
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .errors import ConfigurationError
 from .info import SessionInfo, SessionPage
-
-if TYPE_CHECKING:
-    from .session import BaseSession
 
 __all__ = [
     "AUTO_TOKEN_TTL_MS",
@@ -212,7 +209,7 @@ class SessionBackend(Protocol):
         """Release what this session owns (connections, clients); called once."""
         ...
 
-    def sibling(self, session_id: str) -> BaseSession:
+    def sibling(self, session_id: str) -> SessionBackend:
         """A session of the same class, storage and options for another id (no I/O).
 
         Built by calling the class (`type(self)(...)`), so a subclass's `__init__` runs.
@@ -229,7 +226,10 @@ class StoreBackend(Protocol):
     proportion to the page, not the store. `count_sessions` does not grow with the sessions.
     """
 
-    def session(self, session_id: str, **overrides: Any) -> BaseSession: ...
+    def session(self, session_id: str, **overrides: Any) -> SessionBackend:
+        """A `BaseSession` subclass implementing `SessionBackend`, sharing the store's
+        storage and defaults (`overrides` win, merged by `resolve_options`); no I/O."""
+        ...
 
     async def get_info(self, session_id: str) -> SessionInfo | None: ...
 
