@@ -17,6 +17,9 @@ from ..urls import mask_url
 
 __all__ = ["Backend", "UrlBackend", "unique_id"]
 
+# Whether a second open of a URL reaches the same storage, found once per URL and run.
+_SHARED_BY_URL: dict[str, bool] = {}
+
 
 def unique_id(label: str = "s") -> str:
     return f"{label}-{uuid.uuid4().hex[:12]}"
@@ -63,7 +66,7 @@ class UrlBackend(Backend):
         self.name = mask_url(url)
         self.store: SessionStore = open_store(url)
         self._stores: list[SessionStore] = [self.store]
-        self._shared: bool | None = None
+        self._shared: bool | None = _SHARED_BY_URL.get(url)
 
     async def empty(self) -> None:
         """Delete every session of the store (and what expired)."""
@@ -82,6 +85,7 @@ class UrlBackend(Backend):
             other = open_store(self.url)
             try:
                 self._shared = await other.get_info(probe) is not None
+                _SHARED_BY_URL[self.url] = self._shared
             finally:
                 await other.close()
                 await self.store.delete_session(probe)
