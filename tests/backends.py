@@ -1,42 +1,13 @@
-"""The backends and topologies under test, behind one small interface."""
+"""The built-in backends and topologies under test, behind the shipped suite's interface."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
-from turnstore import RedisSession, RedisStore
+from turnstore import MemoryStore, RedisSession, RedisStore
+from turnstore.conformance.harness import Backend, unique_id
 from turnstore.session import BaseSession
-
-
-def unique_id(label: str = "s") -> str:
-    return f"{label}-{uuid.uuid4().hex[:12]}"
-
-
-class Backend:
-    """One backend/topology under test: makes sessions and tampers with raw storage."""
-
-    name = "abstract"
-    store: Any  # a SessionStore over the same storage as `session()`
-
-    def session(self, session_id: str | None = None, **options: Any) -> BaseSession:
-        raise NotImplementedError
-
-    def other_client_session(self, session_id: str, **options: Any) -> BaseSession:
-        """A session on the same storage through separate connections (another worker)."""
-        raise NotImplementedError
-
-    def owning_session(self, session_id: str | None = None, **options: Any) -> BaseSession:
-        """A session that opened its own connections (so it may serve several event loops)."""
-        return self.session(session_id, **options)
-
-    async def inject_raw(self, session: BaseSession, raw: str) -> None:
-        """Append a raw stored value behind the library's back (to simulate corruption)."""
-        raise NotImplementedError
-
-    async def aclose(self) -> None:
-        pass
 
 
 class RedisBackend(Backend):
@@ -102,7 +73,7 @@ class RedisBackend(Backend):
 
     async def inject_raw(self, session: BaseSession, raw: str) -> None:
         assert isinstance(session, RedisSession)
-        await self.client.rpush(session._keys.items, raw)
+        await self.client.rpush(session.keys.items, raw)
 
     async def aclose(self) -> None:
         for session in self._owning:
@@ -145,6 +116,28 @@ class SQLiteBackend(Backend):
                 (session.session_id, raw),
             )
         )
+
+    async def aclose(self) -> None:
+        for store in self._stores:
+            await store.close()
+
+
+class MemoryBackend(Backend):
+    """`memory://`: a named store, so a second store on the name plays the other worker."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._store_name = unique_id("mem")
+        self._stores = [MemoryStore(name=self._store_name)]
+        self.store = self._stores[0]
+
+    def session(self, session_id: str | None = None, **options: Any) -> BaseSession:
+        return self.store.session(unique_id() if session_id is None else session_id, **options)
+
+    def other_client_session(self, session_id: str, **options: Any) -> BaseSession:
+        store = MemoryStore(name=self._store_name)
+        self._stores.append(store)
+        return store.session(session_id, **options)
 
     async def aclose(self) -> None:
         for store in self._stores:

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel
 
-from tests.backends import Backend, RedisBackend, SQLiteBackend
+from tests.backends import Backend, MemoryBackend, RedisBackend, SQLiteBackend
 from tests.servers import (
     ClusterTopology,
     RedisServer,
@@ -69,6 +69,7 @@ BACKENDS = [
     "redis-sentinel",
     "sqlite-file",
     "sqlite-memory",
+    "memory",
 ]
 
 
@@ -94,6 +95,8 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         made = SQLiteBackend(str(tmp_path / "sessions.db"), kind)
     elif kind == "sqlite-memory":
         made = SQLiteBackend(":memory:", kind)
+    elif kind == "memory":
+        made = MemoryBackend(kind)
     else:  # pragma: no cover
         raise AssertionError(kind)
     try:

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from tests.conformance.items import user
 from turnstore import (
     ConfigurationError,
     SessionStore,
@@ -21,6 +20,7 @@ from turnstore import (
     register_backend,
 )
 from turnstore import store as registry
+from turnstore.conformance.items import user
 
 # A tiny third-party backend: sessions in a dict, served for `memtest://` URLs. It is written
 # out as its own module, as an installed package would be.
@@ -81,7 +81,7 @@ class MemtestStore(BaseStore):
     async def ping(self):
         return True
 
-    async def _release(self):
+    async def storage_close(self):
         self.data.clear()
 
 

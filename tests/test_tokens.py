@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from turnstore.session import batch_token
+from turnstore.backend import batch_token
 
 
 def test_tokens_in_one_process_never_repeat() -> None:

@@ -20,7 +20,6 @@ from redis.asyncio.connection import SSLConnection
 from redis.exceptions import AuthenticationError, RedisClusterException, RedisError
 
 from tests.backends import unique_id
-from tests.conformance.items import assistant, user
 from tests.servers import ClusterTopology, RedisServer, SentinelTopology, start_redis
 from turnstore import (
     BackendError,
@@ -32,6 +31,7 @@ from turnstore import (
     SQLiteStore,
     open_store,
 )
+from turnstore.conformance.items import assistant, user
 from turnstore.redis.urls import parse_redis_url
 from turnstore.urls import mask_url
 
@@ -588,7 +588,7 @@ async def test_nothing_logged_while_connecting_shows_the_password(
     opened.append(store)
     session = store.session("s")
     await session.add_items([user("hi")])
-    await store.client.rpush(session._keys.items, b"{not json")  # a skipped item logs a warning
+    await store.client.rpush(session.keys.items, b"{not json")  # a skipped item logs a warning
     assert await session.get_items() == [user("hi")]
     assert caplog.records, "the skipped item should have been logged"
     assert ALICE_PASSWORD not in caplog.text

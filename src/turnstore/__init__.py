@@ -13,12 +13,13 @@ from .errors import (
 )
 from .info import SessionInfo, SessionPage
 from .lock import SessionLock
+from .memory import MemorySession, MemoryStore
 from .options import SessionOptions
 from .records import CorruptItem, SessionRecord, export_session, import_session
 from .redis import RedisSession, RedisSessionManager, RedisStore
 from .session import BaseSession
 from .sqlite import SQLiteSession, SQLiteStore
-from .store import SessionStore, open_store, register_backend
+from .store import BaseStore, SessionStore, open_store, register_backend
 
 __version__ = "0.1.0"
 
@@ -26,12 +27,15 @@ __all__ = [
     "BackendError",
     "BackendUnavailableError",
     "BaseSession",
+    "BaseStore",
     "ConfigurationError",
     "CorruptItem",
     "CorruptItemError",
     "InvalidItemError",
     "LockLostError",
     "LockTimeoutError",
+    "MemorySession",
+    "MemoryStore",
     "RedisSession",
     "RedisSessionManager",
     "RedisStore",

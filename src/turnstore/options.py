@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from .errors import ConfigurationError
 from .items import DEFAULT_MAX_ITEM_BYTES
 
-__all__ = ["SessionOptions", "validate_session_id"]
+__all__ = ["SessionOptions", "resolve_options", "validate_session_id"]
 
 OnCorrupt = Literal["skip", "raise"]
 
@@ -94,3 +94,35 @@ class SessionOptions:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> SessionOptions:
         return cls().replace(**dict(values))
+
+    def keywords(self) -> dict[str, Any]:
+        """The options as the keyword arguments of every session constructor."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def resolve_options(
+    layers: Iterable[Mapping[str, Any]],
+    *,
+    extra: Collection[str] = (),
+    context: str = "",
+    base: SessionOptions | None = None,
+) -> tuple[SessionOptions, dict[str, Any]]:
+    """The one place session options are merged and validated, for URLs and keywords alike.
+
+    `layers` are applied in order, later ones winning (a URL's query, then keywords); names
+    in `extra` are a backend's own options (`key_prefix`, `db_path`...) and come back apart;
+    any other name raises `ConfigurationError` naming it (and `context`, e.g. the URL).
+    `base` gives the defaults (a store's options, for `store.session(**overrides)`).
+    """
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update(layer)
+    known = SessionOptions.names()
+    unknown = sorted(set(merged) - known - set(extra))
+    if unknown:
+        where = f" ({context})" if context else ""
+        raise ConfigurationError(f"unknown option(s): {', '.join(unknown)}{where}")
+    session = {name: value for name, value in merged.items() if name in known}
+    base = base or SessionOptions()
+    options = base.replace(**session) if session else base
+    return options, {name: value for name, value in merged.items() if name not in known}

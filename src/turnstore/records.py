@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+from .backend import RawItem, Times
 from .errors import InvalidItemError
 from .info import SessionInfo
 from .items import decode_item, decode_items_fast
-from .session import BaseSession, RawItem
+from .session import BaseSession
 from .store import SessionStore
 
 __all__ = [
@@ -133,7 +134,7 @@ async def export_session(store: SessionStore, session_id: str) -> SessionRecord 
     info: SessionInfo | None = await session.get_info()
     if info is None:
         return None
-    snapshot = await session._snapshot()
+    snapshot = await session.storage_snapshot()
     if snapshot is None:  # deleted between the two reads
         return None
     items, corrupt = decode_record_items(session_id, snapshot.raws)
@@ -186,17 +187,17 @@ async def import_session(
             return "expired"
         overrides["ttl"] = remaining
     session = _quiet_session(store, record.session_id, **overrides)
-    encoded = session._encode(record.items)
+    encoded = session.encode(record.items)
     metadata = _checked_metadata(record.metadata)
-    snapshot = await session._snapshot()
+    snapshot = await session.storage_snapshot()
     if snapshot is not None and snapshot.metadata == metadata:
         stored, corrupt = decode_record_items(record.session_id, snapshot.raws)
         if not corrupt and content_digest(stored, metadata) == record.digest():
             return "unchanged"
-    times = None
+    times: Times | None = None
     if record.created_at is not None:
         created_ms = round(record.created_at.timestamp() * 1000)
         updated = record.updated_at or record.created_at
         times = (created_ms, max(created_ms, round(updated.timestamp() * 1000)))
-    await session._replace(encoded, metadata, times)
+    await session.storage_replace(encoded, metadata, times)
     return "created" if snapshot is None else "replaced"

@@ -7,18 +7,23 @@ primitives that a backend provides. A backend never validates, decodes or window
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
-import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Generator, Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
 from agents.memory.session_settings import SessionSettings, coerce_session_settings
 
+from .backend import (
+    AUTO_TOKEN_TTL_MS,
+    IDEMPOTENCY_TTL_MS,
+    PopResult,
+    RawItem,
+    Snapshot,
+    Times,
+    batch_token,
+)
 from .errors import ConfigurationError, CorruptItemError, InvalidItemError, SessionClosedError
 from .info import SessionInfo
 from .items import decode_item, decode_items_fast, encode_items
@@ -26,58 +31,11 @@ from .lock import SessionLock
 from .options import SessionOptions, validate_session_id
 from .window import first_turns_end, last_turns_start
 
-__all__ = ["AUTO_TOKEN_TTL_MS", "IDEMPOTENCY_TTL_MS", "BaseSession", "PopResult", "Snapshot"]
+__all__ = ["BaseSession"]
 
 logger = logging.getLogger("turnstore")
 
-#: How long the automatic batch token of an `add_items` call is remembered. It only has to
-#: outlive the retries of one call (redis-py's own and the library's), which take seconds.
-AUTO_TOKEN_TTL_MS = 10 * 60 * 1000
-#: How long an explicit `idempotency_key` is remembered at least (longer if the TTL is).
-IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000
-
-
-def _fresh_token_source() -> None:
-    global _token_prefix, _token_serials
-    _token_prefix = "b:" + secrets.token_urlsafe(12) + "."
-    _token_serials = itertools.count()
-
-
-_token_prefix = ""
-_token_serials = itertools.count()
-_fresh_token_source()
-# A forked child would repeat its parent's tokens, and a repeated token drops a batch.
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_fresh_token_source)
-
-
-def batch_token() -> str:
-    """A token no other batch has: 96 random bits per process, then a serial number.
-
-    Several times cheaper than fresh random bytes per call, which the append path notices.
-    """
-    return f"{_token_prefix}{next(_token_serials):x}"
-
-
-RawItem = bytes | str
 _S = TypeVar("_S", bound="BaseSession")
-
-
-@dataclass(frozen=True)
-class PopResult:
-    """What a backend's pop primitive found: the raw newest item and its position."""
-
-    raw: RawItem
-    position: int
-    corrupt: bool = False  # True: not removed (on_corrupt="raise" stops at it)
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """A consistent copy of a session's stored state (used by fork and export)."""
-
-    raws: list[RawItem]
-    metadata: dict[str, str]
 
 
 class _Done:
@@ -134,75 +92,68 @@ class BaseSession(ABC):
         if self._closed:
             raise SessionClosedError(f"{self.kind} is closed")
 
-    # -- storage primitives a backend provides ---------------------------------------------
+    # -- storage primitives a backend provides (documented in turnstore.backend) ------------
 
     @abstractmethod
-    async def _read_tail(self, count: int | None) -> tuple[list[RawItem], int]:
-        """The newest `count` stored items (all when `None`), oldest first, and the total.
-
-        Refreshes the TTL when the options say reads do.
-        """
+    async def storage_read(self, count: int | None) -> tuple[list[RawItem], int]:
+        """The newest `count` stored items (all when None), oldest first, and the total."""
 
     @abstractmethod
-    async def _append(self, encoded: list[bytes], token: str, token_ttl_ms: int) -> bool:
+    async def storage_append(self, encoded: list[bytes], token: str, token_ttl_ms: int) -> bool:
         """Append atomically unless `token` was seen; False when it was (nothing written)."""
 
     @abstractmethod
-    async def _pop(self, skip_corrupt: bool) -> PopResult | None:
+    async def storage_pop(self, skip_corrupt: bool) -> PopResult | None:
         """Remove and return the newest decodable item (or stop at a corrupt one)."""
 
     @abstractmethod
-    async def _clear(self) -> None:
-        """Remove every item, the metadata and the index entries of the session."""
+    async def storage_delete(self) -> bool:
+        """Remove every item, the metadata and the index entries; True if it was live."""
 
     @abstractmethod
-    async def _replace(
+    async def storage_replace(
         self,
         encoded: list[bytes],
         metadata: Mapping[str, str] | None,
-        times: tuple[int, int] | None = None,
+        times: Times | None = None,
     ) -> None:
-        """Replace the history (and, when given, the whole metadata) atomically.
-
-        `times` (created, updated; milliseconds) keeps a copied session's own times (import,
-        migrate) instead of the time of this write.
-        """
+        """Replace the history (and, when given, the whole metadata) atomically."""
 
     @abstractmethod
-    async def _snapshot(self) -> Snapshot | None:
+    async def storage_snapshot(self) -> Snapshot | None:
         """Every stored item and the metadata, read atomically; None if absent."""
 
     @abstractmethod
-    async def _info(self) -> SessionInfo | None:
+    async def storage_info(self) -> SessionInfo | None:
         """The session's `SessionInfo`, or None when it does not exist."""
 
     @abstractmethod
-    async def _update_metadata(self, set_pairs: dict[str, str], remove: list[str]) -> None:
+    async def storage_update_metadata(self, set_pairs: dict[str, str], remove: list[str]) -> None:
         """Merge metadata pairs and drop keys, as one write."""
 
     @abstractmethod
-    async def _touch(self) -> bool:
+    async def storage_touch(self) -> bool:
         """Refresh the TTL; False when the session does not exist."""
 
     @abstractmethod
-    async def _release(self) -> None:
+    async def storage_lock_acquire(self, token: str, lease_ms: int) -> bool:
+        """Take the session's lock for `token` unless someone holds a live lease."""
+
+    @abstractmethod
+    async def storage_lock_renew(self, token: str, lease_ms: int) -> bool:
+        """Extend the lease if `token` still holds the lock; False if it does not."""
+
+    @abstractmethod
+    async def storage_lock_release(self, token: str) -> bool:
+        """Release the lock if `token` holds it; False if it did not."""
+
+    @abstractmethod
+    async def storage_close(self) -> None:
         """Release what this session owns (connections, clients)."""
 
     @abstractmethod
-    def _sibling(self: _S, session_id: str) -> _S:
-        """A session of the same backend, connections and options for another id."""
-
-    async def _lock_acquire(self, token: str, lease_ms: int) -> bool:
-        """Take the session's lock for `token` unless someone holds a live lease."""
-        raise NotImplementedError(f"{self.kind} has no lock yet")
-
-    async def _lock_renew(self, token: str, lease_ms: int) -> bool:
-        """Extend the lease if `token` still holds the lock; False if it does not."""
-        raise NotImplementedError(f"{self.kind} has no lock yet")
-
-    async def _lock_release(self, token: str) -> bool:
-        """Release the lock if `token` holds it; False if it did not."""
-        raise NotImplementedError(f"{self.kind} has no lock yet")
+    def sibling(self: _S, session_id: str) -> _S:
+        """A session of the same class, storage and options for another id (no I/O)."""
 
     # -- the public contract ---------------------------------------------------------------
 
@@ -252,14 +203,14 @@ class BaseSession(ABC):
             return await self._read_last(limit)
         if self._options.max_turns is not None:
             return await self._read_turns(self._options.max_turns)
-        raws, total = await self._read_tail(None)
+        raws, total = await self.storage_read(None)
         items, _ = self._decode(raws, total - len(raws))
         return items
 
     async def _read_last(self, limit: int) -> list[Any]:
         count = limit
         while True:
-            raws, total = await self._read_tail(count)
+            raws, total = await self.storage_read(count)
             items, _ = self._decode(raws, total - len(raws))
             if len(items) >= limit or len(raws) >= total:
                 return items[-limit:]
@@ -269,7 +220,7 @@ class BaseSession(ABC):
     async def _read_turns(self, turns: int) -> list[Any]:
         count = max(64, 16 * turns)
         while True:
-            raws, total = await self._read_tail(count)
+            raws, total = await self.storage_read(count)
             items, _ = self._decode(raws, total - len(raws))
             start = last_turns_start(items, turns)
             if start is not None:
@@ -278,7 +229,8 @@ class BaseSession(ABC):
                 return items  # fewer turns than the window: the whole history
             count = min(total, count * 4)
 
-    def _encode(self, items: Any) -> list[bytes]:
+    def encode(self, items: Any) -> list[bytes]:
+        """Validate a batch and encode it as this session stores it (`InvalidItemError`)."""
         if items is None:
             raise InvalidItemError("items must be a list of dicts, not None")
         return encode_items(items, max_item_bytes=self._options.max_item_bytes)
@@ -295,7 +247,7 @@ class BaseSession(ABC):
             not isinstance(idempotency_key, str) or not idempotency_key
         ):
             raise ConfigurationError("idempotency_key must be a non-empty str or None")
-        encoded = self._encode(items)
+        encoded = self.encode(items)
         if not encoded:
             return
         if idempotency_key is None:
@@ -304,7 +256,7 @@ class BaseSession(ABC):
         else:
             token = "k:" + idempotency_key
             token_ttl_ms = max(IDEMPOTENCY_TTL_MS, self._options.ttl_ms or 0)
-        await self._append(encoded, token, token_ttl_ms)
+        await self.storage_append(encoded, token, token_ttl_ms)
 
     async def pop_item(self) -> Any | None:
         """Remove and return the newest item; None when there is none.
@@ -314,7 +266,7 @@ class BaseSession(ABC):
         self._check_open()
         skip = self._options.on_corrupt == "skip"
         while True:
-            result = await self._pop(skip_corrupt=skip)
+            result = await self.storage_pop(skip_corrupt=skip)
             if result is None:
                 return None
             if result.corrupt:
@@ -337,17 +289,17 @@ class BaseSession(ABC):
     async def clear_session(self) -> None:
         """Remove every item, the metadata and the index entries of the session, atomically."""
         self._check_open()
-        await self._clear()
+        await self.storage_delete()
 
     async def replace_items(self, items: list[Any]) -> None:
         """Replace the whole history atomically (compaction, editing)."""
         self._check_open()
-        await self._replace(self._encode(items), None)
+        await self.storage_replace(self.encode(items), None)
 
     async def get_info(self) -> SessionInfo | None:
         """A `SessionInfo`, or None when the session does not exist (or has expired)."""
         self._check_open()
-        return await self._info()
+        return await self.storage_info()
 
     async def update_metadata(self, mapping: Mapping[str, str | None]) -> None:
         """Merge `str -> str` pairs into the metadata; a value of None removes that key."""
@@ -373,7 +325,7 @@ class BaseSession(ABC):
             except UnicodeEncodeError:
                 raise InvalidItemError("metadata must be valid Unicode") from None
         if set_pairs or remove:
-            await self._update_metadata(set_pairs, remove)
+            await self.storage_update_metadata(set_pairs, remove)
 
     async def fork(self: _S, new_session_id: str, *, upto_turn: int | None = None) -> _S:
         """A new session (same backend and options) holding a copy of this history.
@@ -389,7 +341,7 @@ class BaseSession(ABC):
             raise ConfigurationError(f"upto_turn must be a non-negative int, not {upto_turn!r}")
         if new_session_id == self.session_id:
             raise ConfigurationError("fork needs a session id different from the source's")
-        snapshot = await self._snapshot()
+        snapshot = await self.storage_snapshot()
         raws = snapshot.raws if snapshot else []
         metadata = snapshot.metadata if snapshot else {}
         # Keep the stored bytes of every valid item rather than re-encoding them.
@@ -402,8 +354,8 @@ class BaseSession(ABC):
                 valid_raws.append(raw if isinstance(raw, bytes) else raw.encode())
         if upto_turn is not None:
             valid_raws = valid_raws[: first_turns_end(items, upto_turn)]
-        target = self._sibling(new_session_id)
-        await target._replace(valid_raws, metadata)
+        target = self.sibling(new_session_id)
+        await target.storage_replace(valid_raws, metadata)
         return target
 
     def lock(self, *, timeout: float = 10.0, lease: float = 30.0) -> SessionLock:
@@ -416,9 +368,9 @@ class BaseSession(ABC):
         self._check_open()
         return SessionLock(
             self.session_id,
-            acquire=self._lock_acquire,
-            renew=self._lock_renew,
-            release=self._lock_release,
+            acquire=self.storage_lock_acquire,
+            renew=self.storage_lock_renew,
+            release=self.storage_lock_release,
             timeout=timeout,
             lease=lease,
         )
@@ -426,7 +378,7 @@ class BaseSession(ABC):
     async def touch(self) -> bool:
         """Refresh the TTL; returns False when the session does not exist."""
         self._check_open()
-        return await self._touch()
+        return await self.storage_touch()
 
     def close(self) -> Awaitable[None]:
         """Release what the session owns; every later call raises `SessionClosedError`."""
@@ -436,7 +388,7 @@ class BaseSession(ABC):
         if self._closed:
             return
         self._closed = True
-        await self._release()
+        await self.storage_close()
 
     @staticmethod
     def _done() -> Awaitable[None]:

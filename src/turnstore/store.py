@@ -81,6 +81,11 @@ class BaseStore(ABC):
     def __init__(self) -> None:
         self._closed = False
 
+    @property
+    def closed(self) -> bool:
+        """True once `close()` was called; the store and its sessions refuse every call."""
+        return self._closed
+
     def _check_open(self) -> None:
         if self._closed:
             raise SessionClosedError(f"{self.kind} is closed")
@@ -97,7 +102,7 @@ class BaseStore(ABC):
         return wanted
 
     @abstractmethod
-    async def _release(self) -> None:
+    async def storage_close(self) -> None:
         """Close what the store owns."""
 
     async def close(self) -> None:
@@ -105,7 +110,7 @@ class BaseStore(ABC):
         if self._closed:
             return
         self._closed = True
-        await self._release()
+        await self.storage_close()
 
     async def __aenter__(self: _T) -> _T:
         self._check_open()
@@ -152,6 +157,7 @@ _BUILTIN: dict[str, str] = {
     "unix": "turnstore.redis.store:open_redis_store",
     "redis+sentinel": "turnstore.redis.store:open_redis_store",
     "redis+cluster": "turnstore.redis.store:open_redis_store",
+    "memory": "turnstore.memory.store:open_memory_store",
 }
 
 

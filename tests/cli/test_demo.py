@@ -108,7 +108,6 @@ def test_demo_never_prints_the_password_of_its_store(
 
 
 def test_demo_refuses_an_in_memory_store_as_a_usage_error(tmp_path: Path) -> None:
-    pytest.importorskip("turnstore.sqlite", reason="the SQLite backend is not available")
     result = run_cli("--url", "sqlite://", "demo", cwd=tmp_path)
     assert result.returncode == 2
     assert "in-memory" in result.stderr

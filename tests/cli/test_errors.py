@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.cli.support import run_cli
 
 PASSWORD = "hunter2"
@@ -60,7 +58,6 @@ def test_password_in_a_bad_url_is_never_shown(tmp_path: Path) -> None:
 
 
 def test_unopenable_sqlite_file_exits_1_without_traceback(tmp_path: Path) -> None:
-    pytest.importorskip("turnstore.sqlite", reason="the SQLite backend is not available")
     url = f"sqlite:///{tmp_path}/no/such/dir/x.db"
     result = run_cli("--url", url, "demo", cwd=tmp_path)
     assert result.returncode == 1

@@ -19,11 +19,11 @@ from agents import Agent, Runner
 from agents.testing import ModelCall, ModelStep, ScriptedModel, assistant_message
 
 from tests.backends import unique_id
-from tests.conformance.items import user
 from tests.integration.test_runner import contents
 from tests.servers import ClusterTopology, RedisServer, SentinelTopology
 from tests.sqlite.sqlite_process import SESSION_ID, count_up, run_together
 from turnstore import SessionStore, open_store
+from turnstore.conformance.items import user
 from turnstore.session import BaseSession
 
 WORKERS = 4

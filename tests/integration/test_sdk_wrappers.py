@@ -6,7 +6,7 @@ from agents.extensions.memory import EncryptedSession
 from cryptography.fernet import Fernet
 
 from tests.backends import Backend
-from tests.conformance.items import turn
+from turnstore.conformance.items import turn
 
 
 async def test_encrypted_session_round_trips_over_ours(backend: Backend) -> None:

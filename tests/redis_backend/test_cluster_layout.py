@@ -13,9 +13,9 @@ import pytest
 from redis.crc import key_slot
 
 from tests.backends import unique_id
-from tests.conformance.items import turn
 from tests.servers import ClusterTopology
 from turnstore import RedisStore, SessionInfo
+from turnstore.conformance.items import turn
 
 SESSIONS = 100
 
@@ -50,7 +50,7 @@ async def test_sessions_spread_over_every_shard_each_whole_on_one_node(
 
     per_node = dict.fromkeys(stored, 0)
     for session in sessions:
-        keys = session._keys
+        keys = session.keys
         own = {keys.items, keys.meta, keys.tokens, keys.bucket.index}
         holders = [port for port, held in stored.items() if own & held]
         assert len(holders) == 1, f"{session.session_id} is split over {holders}"

@@ -30,11 +30,11 @@ from redis.asyncio.retry import Retry
 from redis.backoff import FullJitterBackoff, NoBackoff
 
 from tests.backends import unique_id
-from tests.conformance.items import turn, user
 from tests.conftest import cluster_client
 from tests.faults import DroppingProxy
 from tests.servers import ClusterTopology, RedisServer
 from turnstore import BackendUnavailableError, RedisSession
+from turnstore.conformance.items import turn, user
 from turnstore.redis.retry import DEFAULT_BUDGET
 
 WRITE_ATTEMPTS = DEFAULT_BUDGET.retries + 1
@@ -97,7 +97,7 @@ class FaultyClient:
 
     async def receipts(self, session_id: str) -> list[dict[str, Any]]:
         """The items that the session's pop receipts say were removed."""
-        pattern = self.stored(session_id)._keys.receipt("*")
+        pattern = self.stored(session_id).keys.receipt("*")
         removed = []
         async for key in self.direct.scan_iter(match=pattern):
             receipt: bytes = await self.direct.get(key)

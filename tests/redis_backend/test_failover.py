@@ -21,10 +21,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tests.backends import unique_id
-from tests.conformance.items import user
 from tests.redis_backend.batches import applied_twice, batch, batch_key, stored_batches
 from tests.servers import RedisServer, SentinelTopology, start_sentinel
 from turnstore import BackendUnavailableError, RedisSession, RedisStore
+from turnstore.conformance.items import user
 
 #: Batches known to be on the replica before the master is killed.
 REPLICATED_BEFORE_KILL = 20
@@ -146,7 +146,7 @@ async def test_writes_survive_a_sentinel_failover_exactly_once(
             master_now = await sentinel.sentinel_get_master_addr_by_name(topology.service_name)
         async with raw_client(topology.replica) as promoted:
             role = (await promoted.role())[0]
-            stored_on_promoted = await promoted.llen(session._keys.items)
+            stored_on_promoted = await promoted.llen(session.keys.items)
     finally:
         writer.cancel()
         ready.cancel()
@@ -197,7 +197,7 @@ async def test_a_store_follows_a_graceful_failover_whose_old_master_stays_up(
         await session.add_items([user("before")])
         deadline = time.monotonic() + DEADLINE_SECONDS
         async with raw_client(topology.replica) as replica:
-            while await replica.llen(session._keys.items) != 1:  # replicated: not lost
+            while await replica.llen(session.keys.items) != 1:  # replicated: not lost
                 assert time.monotonic() < deadline, "the replica never got the first write"
                 await asyncio.sleep(0.05)
         async with aioredis.Redis(
@@ -213,7 +213,7 @@ async def test_a_store_follows_a_graceful_failover_whose_old_master_stays_up(
         await session.add_items([user("after")])  # through a connection to the old master
         assert await session.get_items() == [user("before"), user("after")]
         async with raw_client(topology.replica) as promoted:
-            assert await promoted.llen(session._keys.items) == 2
+            assert await promoted.llen(session.keys.items) == 2
     finally:
         await store.close()
 
@@ -230,7 +230,7 @@ async def test_a_master_demoted_under_open_connections_sends_the_store_to_the_ne
         await session.add_items([user("before")])
         deadline = time.monotonic() + DEADLINE_SECONDS
         async with raw_client(topology.replica) as replica, raw_client(topology.master) as old:
-            while await replica.llen(session._keys.items) != 1:
+            while await replica.llen(session.keys.items) != 1:
                 assert time.monotonic() < deadline, "the replica never got the first write"
                 await asyncio.sleep(0.05)
             await replica.execute_command("REPLICAOF", "NO", "ONE")
@@ -244,7 +244,7 @@ async def test_a_master_demoted_under_open_connections_sends_the_store_to_the_ne
                     "SENTINEL", "MONITOR", name, topology.replica.host, topology.replica.port, 1
                 )
             await session.add_items([user("after")])
-            assert await replica.lrange(session._keys.items, 0, -1) == [
+            assert await replica.lrange(session.keys.items, 0, -1) == [
                 b'{"role":"user","content":"before"}',
                 b'{"role":"user","content":"after"}',
             ]

@@ -10,9 +10,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.backends import unique_id
-from tests.conformance.items import user
 from tests.servers import ClusterTopology, RedisServer
 from turnstore import RedisSessionManager, SessionClosedError
+from turnstore.conformance.items import user
 
 ManagerFactory = Callable[..., RedisSessionManager]
 
@@ -69,7 +69,7 @@ async def test_the_default_ttl_applies_to_every_session(make_manager: ManagerFac
     assert session.ttl == 60
     await session.add_items([user("hi")])
     assert await expires_at(manager, "a") is not None
-    assert 0 < await manager.store.client.pttl(session._keys.items) <= 60_000
+    assert 0 < await manager.store.client.pttl(session.keys.items) <= 60_000
 
 
 async def test_a_session_ttl_overrides_the_default(make_manager: ManagerFactory) -> None:
@@ -77,7 +77,7 @@ async def test_a_session_ttl_overrides_the_default(make_manager: ManagerFactory)
     session = manager.get_session("a", ttl=5)
     assert session.ttl == 5
     await session.add_items([user("hi")])
-    assert 0 < await manager.store.client.pttl(session._keys.items) <= 5_000
+    assert 0 < await manager.store.client.pttl(session.keys.items) <= 5_000
 
 
 async def test_ttl_zero_means_no_expiry_even_with_a_default(make_manager: ManagerFactory) -> None:
@@ -86,7 +86,7 @@ async def test_ttl_zero_means_no_expiry_even_with_a_default(make_manager: Manage
     assert session.ttl is None
     await session.add_items([user("hi")])
     assert await expires_at(manager, "forever") is None
-    assert await manager.store.client.pttl(session._keys.items) == -1
+    assert await manager.store.client.pttl(session.keys.items) == -1
 
 
 async def test_without_a_default_ttl_sessions_never_expire(make_manager: ManagerFactory) -> None:

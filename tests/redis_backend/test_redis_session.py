@@ -15,13 +15,13 @@ from redis.backoff import NoBackoff
 from redis.crc import key_slot
 
 from tests.backends import unique_id
-from tests.conformance.items import turn, user
 from tests.conformance.test_session_contract import TRICKY_IDS
 from tests.faults import DroppingProxy
 from tests.servers import RedisServer
 from turnstore import ConfigurationError, RedisSession, SessionClosedError
+from turnstore.backend import AUTO_TOKEN_TTL_MS, IDEMPOTENCY_TTL_MS
+from turnstore.conformance.items import turn, user
 from turnstore.redis.keys import escape_id, session_keys, unescape_id
-from turnstore.session import AUTO_TOKEN_TTL_MS, IDEMPOTENCY_TTL_MS
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ async def client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
 
 
 def all_keys(session: RedisSession) -> list[str]:
-    keys = session._keys
+    keys = session.keys
     return [keys.items, keys.meta, keys.tokens, keys.lock, keys.bucket.index, keys.bucket.expiry]
 
 
@@ -77,8 +77,8 @@ async def test_sessions_spread_over_many_hash_tags(client: aioredis.Redis) -> No
 async def test_items_live_in_one_list_one_json_element_each(client: aioredis.Redis) -> None:
     session = RedisSession(unique_id(), client=client)
     await session.add_items(turn(0))
-    assert await client.type(session._keys.items) == b"list"
-    raw = await client.lrange(session._keys.items, 0, -1)
+    assert await client.type(session.keys.items) == b"list"
+    raw = await client.lrange(session.keys.items, 0, -1)
     assert len(raw) == 5
     assert raw[0] == b'{"role":"user","content":"question 0"}'
 
@@ -159,7 +159,7 @@ async def test_ttl_sets_one_deadline_on_every_key(client: aioredis.Redis) -> Non
     session = RedisSession(unique_id(), client=client, ttl=100)
     await session.add_items([user("a")])
     await session.update_metadata({"k": "v"})
-    keys = session._keys
+    keys = session.keys
     deadlines = [await client.pexpiretime(k) for k in (keys.items, keys.meta)]
     assert len(set(deadlines)) == 1 and deadlines[0] > 0
     score = await client.zscore(keys.bucket.expiry, keys.member)
@@ -170,7 +170,7 @@ async def test_batch_tokens_outlive_their_longest_token(client: aioredis.Redis) 
     session = RedisSession(unique_id(), client=client, ttl=100)
     await session.add_items([user("a")], idempotency_key="k")
     await session.add_items([user("b")])  # an automatic token, shorter-lived
-    keys = session._keys
+    keys = session.keys
     longest = max(score for _, score in await client.zrange(keys.tokens, 0, -1, withscores=True))
     deadline = await client.pexpiretime(keys.tokens)
     # At most one token lifetime (the key's 24 h) beyond the longest-lived token.
@@ -182,7 +182,7 @@ async def test_tokens_deadline_moves_only_when_a_new_token_would_outlive_it(
     client: aioredis.Redis,
 ) -> None:
     session = RedisSession(unique_id(), client=client)
-    keys = session._keys
+    keys = session.keys
     await session.add_items([user("a")])
     first = await client.pexpiretime(keys.tokens)
     ((_, token_deadline),) = await client.zrange(keys.tokens, 0, -1, withscores=True)
@@ -201,7 +201,7 @@ async def test_write_without_ttl_removes_every_deadline(client: aioredis.Redis) 
     await RedisSession(session_id, client=client, ttl=100).add_items([user("a")])
     session = RedisSession(session_id, client=client)
     await session.add_items([user("b")])
-    keys = session._keys
+    keys = session.keys
     assert [await client.pttl(k) for k in (keys.items, keys.meta)] == [-1] * 2
     assert await client.zscore(keys.bucket.expiry, keys.member) is None
 
@@ -214,23 +214,23 @@ async def test_an_append_makes_again_a_hash_evicted_from_under_a_ttl_session(
     has info again."""
     session = RedisSession(unique_id(), client=client, ttl=100)
     await session.add_items([user("a")])
-    await client.delete(session._keys.meta)  # what an eviction would do
+    await client.delete(session.keys.meta)  # what an eviction would do
     assert await session.get_info() is None
     await session.add_items([user("b")])
     info = await session.get_info()
     assert info is not None and info.item_count == 2 and info.expires_at is not None
-    assert await client.hget(session._keys.meta, "id") == session.session_id.encode()
-    assert 0 < await client.pttl(session._keys.meta) <= 100_000
+    assert await client.hget(session.keys.meta, "id") == session.session_id.encode()
+    assert 0 < await client.pttl(session.keys.meta) <= 100_000
 
 
 async def test_read_refreshes_deadline_from_server_time(client: aioredis.Redis) -> None:
     session = RedisSession(unique_id(), client=client, ttl=100)
     await session.add_items([user("a")])
-    await client.pexpire(session._keys.items, 5000)
-    await client.pexpire(session._keys.meta, 5000)
+    await client.pexpire(session.keys.items, 5000)
+    await client.pexpire(session.keys.meta, 5000)
     await session.get_items()
-    assert await client.pttl(session._keys.items) > 90_000
-    assert await client.pttl(session._keys.meta) > 90_000
+    assert await client.pttl(session.keys.items) > 90_000
+    assert await client.pttl(session.keys.meta) > 90_000
 
 
 # -- batch tokens --------------------------------------------------------------------------------
@@ -266,7 +266,7 @@ async def test_batch_tokens_expire_and_do_not_pile_up(client: aioredis.Redis) ->
     session = RedisSession(unique_id(), client=client)
     for n in range(5):
         await session.add_items([user(str(n))])
-    tokens = await client.zrange(session._keys.tokens, 0, -1, withscores=True)
+    tokens = await client.zrange(session.keys.tokens, 0, -1, withscores=True)
     assert len(tokens) == 5
     now_ms = (await client.time())[0] * 1000
     assert all(now_ms < score <= now_ms + 11 * 60 * 1000 for _, score in tokens)
@@ -307,7 +307,7 @@ async def test_from_url_reads_options_from_the_query(redis_server: RedisServer) 
         assert (session.ttl, session.max_turns, session.max_items) == (30, 2, 50)
         assert session.key_prefix == "app"
         await session.add_items([user("a")])
-        assert session._keys.items.startswith("app:{")
+        assert session.keys.items.startswith("app:{")
 
 
 async def test_from_url_keyword_options_win_over_the_query(redis_server: RedisServer) -> None:
@@ -339,7 +339,7 @@ def test_password_never_shows_in_errors_or_repr() -> None:
     assert "s3cr3t-pw" not in str(caught.value)
     session = RedisSession.from_url("s", "redis://user:s3cr3t-pw@127.0.0.1:6379/0")
     assert "s3cr3t-pw" not in repr(session)
-    assert "s3cr3t-pw" not in repr(session._source.config)
+    assert "s3cr3t-pw" not in repr(session.connection.config)
 
 
 async def test_default_client_comes_from_the_environment(

@@ -53,7 +53,7 @@ async def store(cluster: ClusterTopology) -> RedisStore:
 
 
 def slot_of(session: RedisSession) -> int:
-    return key_slot(session._keys.items.encode())
+    return key_slot(session.keys.items.encode())
 
 
 def other_node(cluster: ClusterTopology, slot: int) -> RedisServer:
@@ -141,7 +141,7 @@ async def test_a_slot_moving_under_a_writer_loses_and_doubles_no_batch(
     # The session's keys, and nothing else of the slot, ended on the new node.
     assert cluster.owner_of(slot) is migration.target
     with migration.target.client() as target, migration.source.client() as source:
-        keys = session._keys
+        keys = session.keys
         assert target.exists(keys.items, keys.meta, keys.tokens, keys.bucket.index) == 4
         assert source.execute_command("CLUSTER", "COUNTKEYSINSLOT", slot) == 0
         assert target.execute_command("CLUSTER", "COUNTKEYSINSLOT", slot) == migration.moved_keys

@@ -11,8 +11,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.backends import unique_id
-from tests.conformance.items import assistant, user
 from turnstore import RedisSession, RedisStore
+from turnstore.conformance.items import assistant, user
 
 SESSIONS = 1_000
 TURNS = 10

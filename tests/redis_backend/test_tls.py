@@ -20,7 +20,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
 from tests.backends import unique_id
-from tests.conformance.items import turn
 from tests.servers import (
     ClusterTopology,
     RedisServer,
@@ -30,6 +29,7 @@ from tests.servers import (
     start_redis_tls,
 )
 from turnstore import BackendError, ConfigurationError, RedisStore, open_store
+from turnstore.conformance.items import turn
 
 #: A refused certificate is reported well before the ~6 s that retrying it took.
 FAIL_FAST_SECONDS = 2.0

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from tests.sqlite.sqlite_support import contents, user, worker_threads
-from turnstore import ConfigurationError, SessionClosedError
+from turnstore import ConfigurationError, SessionClosedError, open_store
 from turnstore.sqlite import SQLiteStore
 
 
@@ -95,9 +95,13 @@ def test_an_unknown_session_override_is_refused(db_file: str) -> None:
         store.session("a", colour="blue")
 
 
-def test_an_unknown_store_option_is_refused(db_file: str) -> None:
+def test_an_unknown_store_keyword_is_refused_as_by_every_constructor(db_file: str) -> None:
+    # The constructors list their keywords (as RedisStore always did); open_store names an
+    # unknown option in a ConfigurationError.
+    with pytest.raises(TypeError, match="colour"):
+        SQLiteStore(db_file, colour="blue")  # type: ignore[call-arg]
     with pytest.raises(ConfigurationError, match="colour"):
-        SQLiteStore(db_file, colour="blue")
+        open_store(f"sqlite:///{db_file}", colour="blue")
 
 
 async def test_closing_a_store_session_leaves_the_store_open(db_file: str) -> None:

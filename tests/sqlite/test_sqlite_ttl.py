@@ -85,8 +85,8 @@ async def test_a_repeated_idempotency_key_is_a_no_op(db_file: str) -> None:
 async def test_an_expired_batch_token_no_longer_blocks_its_batch(db_file: str) -> None:
     async with SQLiteSession("s", db_file) as session:
         batch = [b'{"role":"user","content":"x"}']
-        assert await session._append(batch, "k:retry", 50) is True
-        assert await session._append(batch, "k:retry", 50) is False
+        assert await session.storage_append(batch, "k:retry", 50) is True
+        assert await session.storage_append(batch, "k:retry", 50) is False
         await asyncio.sleep(0.1)
-        assert await session._append(batch, "k:retry", 50) is True
+        assert await session.storage_append(batch, "k:retry", 50) is True
         assert len(await session.get_items()) == 2

@@ -5,19 +5,23 @@ from __future__ import annotations
 import random
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
+from ..backend import AUTO_TOKEN_TTL_MS, PopResult, RawItem, Snapshot, Times
 from ..info import SessionInfo, datetime_from_ms
 from ..items import DEFAULT_MAX_ITEM_BYTES
-from ..options import OnCorrupt, SessionOptions
-from ..session import AUTO_TOKEN_TTL_MS, BaseSession, PopResult, RawItem, Snapshot
+from ..options import OnCorrupt, resolve_options
+from ..session import BaseSession
+from ..urls import mask_url
 from . import scripts
 from .clients import AnyRedis, ClientSource
-from .keys import session_keys, validate_key_prefix
-from .retry import Budget
+from .keys import SessionKeys, session_keys, validate_key_prefix
+from .retry import BUDGET_OPTIONS, Budget
 from .urls import default_redis_url, parse_redis_url
 
 __all__ = ["RedisSession"]
+
+_R = TypeVar("_R", bound="RedisSession")
 
 #: Share of appends that also forget expired batch tokens (keeps the common append short).
 PRUNE_TOKENS_EVERY = 1 / 16
@@ -72,37 +76,38 @@ class RedisSession(BaseSession):
         max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES,
         timeout: float | None = None,
         retries: int | None = None,
+        connection: ClientSource | None = None,
+        owns_connection: bool = True,
     ) -> None:
-        options = SessionOptions(
-            ttl=ttl,
-            refresh_ttl_on_read=refresh_ttl_on_read,
-            max_turns=max_turns,
-            max_items=max_items,
-            session_settings=session_settings,
-            on_corrupt=on_corrupt,
-            max_item_bytes=max_item_bytes,
+        """`timeout` (seconds one call may take in all, default 10) and `retries` (default
+        3) bound every call; see docs/production.md. `connection` is what a store or a fork
+        hands over instead of `client` (the source of the clients to send on, with its own
+        time budget); the session closes it iff `owns_connection`."""
+        options, _ = resolve_options(
+            [
+                {
+                    "ttl": ttl,
+                    "refresh_ttl_on_read": refresh_ttl_on_read,
+                    "max_turns": max_turns,
+                    "max_items": max_items,
+                    "session_settings": session_settings,
+                    "on_corrupt": on_corrupt,
+                    "max_item_bytes": max_item_bytes,
+                }
+            ]
         )
-        budget = Budget.from_options({"timeout": timeout, "retries": retries})
-        source = (
-            ClientSource(client=client, budget=budget)
-            if client is not None
-            else ClientSource(config=parse_redis_url(default_redis_url()), budget=budget)
-        )
-        self._setup(session_id, source, validate_key_prefix(key_prefix), options, owns=True)
-
-    def _setup(
-        self,
-        session_id: str,
-        source: ClientSource,
-        key_prefix: str,
-        options: SessionOptions,
-        *,
-        owns: bool,
-    ) -> None:
+        key_prefix = validate_key_prefix(key_prefix)
+        if connection is None:
+            budget = Budget.from_options({"timeout": timeout, "retries": retries})
+            connection = (
+                ClientSource(client=client, budget=budget)
+                if client is not None
+                else ClientSource(config=parse_redis_url(default_redis_url()), budget=budget)
+            )
         super().__init__(session_id, options)
         self.key_prefix = key_prefix
-        self._source = source
-        self._owns_source = owns
+        self._source = connection
+        self._owns_source = owns_connection
         self._keys = session_keys(key_prefix, session_id)
         # Arguments that never change are encoded once: redis-py would encode every str and
         # int again on every call, which shows on the append path.
@@ -115,22 +120,7 @@ class RedisSession(BaseSession):
         self._id_bytes = session_id.encode("utf-8")
 
     @classmethod
-    def _from_parts(
-        cls,
-        session_id: str,
-        source: ClientSource,
-        key_prefix: str,
-        options: SessionOptions,
-        *,
-        owns: bool,
-    ) -> RedisSession:
-        """A session over an existing client source (stores and fork use this; no I/O)."""
-        session = cls.__new__(cls)
-        session._setup(session_id, source, key_prefix, options, owns=owns)
-        return session
-
-    @classmethod
-    def from_url(cls, session_id: str, url: str, **options: Any) -> RedisSession:
+    def from_url(cls: type[_R], session_id: str, url: str, **options: Any) -> _R:
         """A session that opens (and owns) its own client for `url`.
 
         Query parameters set options (`?ttl=3600&key_prefix=app&timeout=5`); keyword
@@ -138,14 +128,28 @@ class RedisSession(BaseSession):
         the time budget of every call (see docs/production.md).
         """
         config = parse_redis_url(url)
-        key_prefix, session_options, budget = config.resolve_options(options)
-        return cls._from_parts(
-            session_id,
-            ClientSource(config=config, budget=budget),
-            key_prefix,
-            session_options,
-            owns=True,
+        session_options, extra = resolve_options(
+            [config.session_options, options],
+            extra={"key_prefix", *BUDGET_OPTIONS},
+            context=mask_url(url),
         )
+        key_prefix = extra.pop("key_prefix", None) or config.store_options.get("key_prefix")
+        return cls(
+            session_id,
+            key_prefix=key_prefix or "turnstore",
+            connection=ClientSource(config=config, budget=config.budget(extra)),
+            **session_options.keywords(),
+        )
+
+    @property
+    def connection(self) -> ClientSource:
+        """Where this session's clients come from (its store's, when a store made it)."""
+        return self._source
+
+    @property
+    def keys(self) -> SessionKeys:
+        """The Redis keys of this session (for operators and tests looking at the server)."""
+        return self._keys
 
     def __repr__(self) -> str:
         return (
@@ -171,7 +175,7 @@ class RedisSession(BaseSession):
 
     # -- storage primitives ----------------------------------------------------------------
 
-    async def _read_tail(self, count: int | None) -> tuple[list[RawItem], int]:
+    async def storage_read(self, count: int | None) -> tuple[list[RawItem], int]:
         # A read of the newest `count` items is one script (O(count), with the deadline
         # refreshed in the same step when the TTL slides on reads). A read of everything is
         # a plain LRANGE, so a long history never passes through Lua, which would copy every
@@ -193,7 +197,7 @@ class RedisSession(BaseSession):
         self._source.raise_errors(replies)
         return list(replies[0]), len(replies[0])
 
-    async def _append(self, encoded: list[bytes], token: str, token_ttl_ms: int) -> bool:
+    async def storage_append(self, encoded: list[bytes], token: str, token_ttl_ms: int) -> bool:
         applied = await self._run(
             scripts.APPEND,
             [
@@ -209,7 +213,7 @@ class RedisSession(BaseSession):
         )
         return bool(applied)
 
-    async def _pop(self, skip_corrupt: bool) -> PopResult | None:
+    async def storage_pop(self, skip_corrupt: bool) -> PopResult | None:
         token = secrets.token_urlsafe(12)
         reply = await self._run(
             scripts.POP,
@@ -227,18 +231,14 @@ class RedisSession(BaseSession):
             return None
         return PopResult(raw=reply[0], position=int(reply[1]), corrupt=len(reply) > 2)
 
-    async def _clear(self) -> None:
-        await self._delete()
-
-    async def _delete(self) -> bool:
-        """Clear the session; True if it existed."""
+    async def storage_delete(self) -> bool:
         return bool(await self._run(scripts.CLEAR, [self._member]))
 
-    async def _replace(
+    async def storage_replace(
         self,
         encoded: list[bytes],
         metadata: Mapping[str, str] | None,
-        times: tuple[int, int] | None = None,
+        times: Times | None = None,
     ) -> None:
         pairs: list[str] = []
         if metadata is not None:
@@ -260,14 +260,14 @@ class RedisSession(BaseSession):
             ],
         )
 
-    async def _snapshot(self) -> Snapshot | None:
+    async def storage_snapshot(self) -> Snapshot | None:
         reply = await self._run(scripts.SNAPSHOT, [])
         if not reply:
             return None
         _fields, metadata = _meta_fields(reply[0])
         return Snapshot(raws=list(reply[1]), metadata=metadata)
 
-    async def _info(self) -> SessionInfo | None:
+    async def storage_info(self) -> SessionInfo | None:
         reply = await self._run(scripts.INFO, [self._member])
         if not reply:
             return None
@@ -283,7 +283,7 @@ class RedisSession(BaseSession):
             metadata=metadata,
         )
 
-    async def _update_metadata(self, set_pairs: dict[str, str], remove: list[str]) -> None:
+    async def storage_update_metadata(self, set_pairs: dict[str, str], remove: list[str]) -> None:
         flat: list[str] = []
         for key, value in set_pairs.items():
             flat += [key, value]
@@ -292,10 +292,10 @@ class RedisSession(BaseSession):
             [self._member, self._id_bytes, self._ttl_arg, len(set_pairs), *flat, *remove],
         )
 
-    async def _touch(self) -> bool:
+    async def storage_touch(self) -> bool:
         return bool(await self._run(scripts.TOUCH, [self._member, self._ttl_arg]))
 
-    async def _release(self) -> None:
+    async def storage_close(self) -> None:
         if self._owns_source:
             await self._source.aclose(self.kind)
 
@@ -306,21 +306,25 @@ class RedisSession(BaseSession):
     async def _lock_script(self, script: scripts.LuaScript, args: list[Any]) -> bool:
         return bool(await self._source.script(script, (self._keys.lock.encode(),), args))
 
-    async def _lock_acquire(self, token: str, lease_ms: int) -> bool:
+    async def storage_lock_acquire(self, token: str, lease_ms: int) -> bool:
         return await self._lock_script(scripts.LOCK_ACQUIRE, [token, lease_ms])
 
-    async def _lock_renew(self, token: str, lease_ms: int) -> bool:
+    async def storage_lock_renew(self, token: str, lease_ms: int) -> bool:
         return await self._lock_script(scripts.LOCK_RENEW, [token, lease_ms])
 
-    async def _lock_release(self, token: str) -> bool:
+    async def storage_lock_release(self, token: str) -> bool:
         return await self._lock_script(scripts.LOCK_RELEASE, [token])
 
-    def _sibling(self, session_id: str) -> RedisSession:
+    def sibling(self: _R, session_id: str) -> _R:
         if self._owns_source and self._source.owns_clients:
             # A fork outlives its source session: it opens (and owns) its own clients.
-            return type(self)._from_parts(
-                session_id, self._source.clone(), self.key_prefix, self._options, owns=True
-            )
-        return type(self)._from_parts(
-            session_id, self._source, self.key_prefix, self._options, owns=False
+            source, owns = self._source.clone(), True
+        else:
+            source, owns = self._source, False
+        return type(self)(
+            session_id,
+            key_prefix=self.key_prefix,
+            connection=source,
+            owns_connection=owns,
+            **self._options.keywords(),
         )

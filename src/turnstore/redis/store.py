@@ -12,22 +12,24 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import ConfigurationError
 from ..info import SessionInfo, SessionPage, datetime_from_ms
 from ..items import DEFAULT_MAX_ITEM_BYTES
-from ..options import OnCorrupt, SessionOptions
+from ..options import OnCorrupt, resolve_options
 from ..store import BaseStore, decode_cursor, encode_cursor
 from ..urls import mask_url
 from . import scripts
 from .clients import DEFAULT_MAX_CONNECTIONS, AnyRedis, ClientSource
 from .keys import BUCKETS, bucket_keys, escape_id, unescape_id, validate_key_prefix
-from .retry import Budget
+from .retry import BUDGET_OPTIONS, Budget
 from .session import RedisSession, _meta_fields
 from .urls import parse_redis_url
 
 __all__ = ["RedisStore", "open_redis_store"]
+
+_St = TypeVar("_St", bound="RedisStore")
 
 #: Index entries one listing script looks at per call (bounds the time a script runs).
 SCAN_BUDGET = 2000
@@ -55,9 +57,12 @@ class RedisStore(BaseStore):
 
     kind = "RedisStore"
 
+    #: The class `session()` hands out (a subclass's `__init__` runs for each).
+    session_class: type[RedisSession] = RedisSession
+
     def __init__(
         self,
-        client: AnyRedis,
+        client: AnyRedis | None,
         *,
         key_prefix: str = "turnstore",
         ttl: float | None = None,
@@ -69,32 +74,40 @@ class RedisStore(BaseStore):
         max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES,
         timeout: float | None = None,
         retries: int | None = None,
+        connection: ClientSource | None = None,
     ) -> None:
-        options = SessionOptions(
-            ttl=ttl,
-            refresh_ttl_on_read=refresh_ttl_on_read,
-            max_turns=max_turns,
-            max_items=max_items,
-            session_settings=session_settings,
-            on_corrupt=on_corrupt,
-            max_item_bytes=max_item_bytes,
+        """`client` is injected (never closed here): `timeout` (seconds one call may take in
+        all, default 10) and `retries` (default 3, used only when the client does not retry
+        by itself) bound every call on it. `from_url` passes a `connection` that the store
+        opened and owns instead, with the URL's time budget."""
+        options, _ = resolve_options(
+            [
+                {
+                    "ttl": ttl,
+                    "refresh_ttl_on_read": refresh_ttl_on_read,
+                    "max_turns": max_turns,
+                    "max_items": max_items,
+                    "session_settings": session_settings,
+                    "on_corrupt": on_corrupt,
+                    "max_item_bytes": max_item_bytes,
+                }
+            ]
         )
-        budget = Budget.from_options({"timeout": timeout, "retries": retries})
-        self._setup(
-            ClientSource(client=client, budget=budget), validate_key_prefix(key_prefix), options
-        )
-
-    def _setup(self, source: ClientSource, key_prefix: str, options: SessionOptions) -> None:
+        if connection is None:
+            if client is None:
+                raise ConfigurationError("RedisStore needs a client (or use RedisStore.from_url)")
+            budget = Budget.from_options({"timeout": timeout, "retries": retries})
+            connection = ClientSource(client=client, budget=budget)
         super().__init__()
-        self._source = source
-        self.key_prefix = key_prefix
+        self._source = connection
+        self.key_prefix = validate_key_prefix(key_prefix)
         self.options = options
-        self._buckets = [bucket_keys(key_prefix, b) for b in range(BUCKETS)]
+        self._buckets = [bucket_keys(self.key_prefix, b) for b in range(BUCKETS)]
 
     @classmethod
     def from_url(
-        cls, url: str, *, max_connections: int | None = None, **options: Any
-    ) -> RedisStore:
+        cls: type[_St], url: str, *, max_connections: int | None = None, **options: Any
+    ) -> _St:
         """A store that owns a pool of `max_connections` (default 64) for `url`.
 
         Query parameters set options; keyword options win. Callers beyond the pool's size
@@ -103,7 +116,12 @@ class RedisStore(BaseStore):
         budget of every call (see docs/production.md).
         """
         config = parse_redis_url(url)
-        key_prefix, session_options, budget = config.resolve_options(options)
+        session_options, extra = resolve_options(
+            [config.session_options, options],
+            extra={"key_prefix", *BUDGET_OPTIONS},
+            context=mask_url(url),
+        )
+        key_prefix = extra.pop("key_prefix", None) or config.store_options.get("key_prefix")
         limit = (
             max_connections
             if max_connections is not None
@@ -111,13 +129,14 @@ class RedisStore(BaseStore):
         )
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigurationError(f"max_connections must be a positive int, not {limit!r}")
-        store = cls.__new__(cls)
-        store._setup(
-            ClientSource(config=config, budget=budget, max_connections=limit),
-            key_prefix,
-            session_options,
+        return cls(
+            None,
+            key_prefix=key_prefix or "turnstore",
+            connection=ClientSource(
+                config=config, budget=config.budget(extra), max_connections=limit
+            ),
+            **session_options.keywords(),
         )
-        return store
 
     def __repr__(self) -> str:
         return f"RedisStore({self._source.describe()!r}, key_prefix={self.key_prefix!r})"
@@ -128,26 +147,34 @@ class RedisStore(BaseStore):
         self._check_open()
         return self._source.client()  # type: ignore[no-any-return]
 
+    @property
+    def connection(self) -> ClientSource:
+        """Where this store's clients come from: what `session()` hands to its sessions."""
+        return self._source
+
     def session(self, session_id: str, **overrides: Any) -> RedisSession:
         """A session sharing this store's connections and defaults (no I/O)."""
         self._check_open()
-        options = self.options.replace(**overrides) if overrides else self.options
-        return RedisSession._from_parts(
-            session_id, self._source, self.key_prefix, options, owns=False
+        options, _ = resolve_options([overrides], base=self.options)
+        return self.session_class(
+            session_id,
+            key_prefix=self.key_prefix,
+            connection=self._source,
+            owns_connection=False,
+            **options.keywords(),
         )
 
     async def get_info(self, session_id: str) -> SessionInfo | None:
         return await self.session(session_id).get_info()
 
     async def delete_session(self, session_id: str) -> bool:
-        return await self.session(session_id)._delete()
+        return await self.session(session_id).storage_delete()
 
     async def ping(self) -> bool:
-        """True when Redis answers; False when it cannot be reached within the time budget."""
         self._check_open()
         return await self._source.ping()
 
-    async def _release(self) -> None:
+    async def storage_close(self) -> None:
         await self._source.aclose()
 
     # -- bucket scripts ---------------------------------------------------------------------

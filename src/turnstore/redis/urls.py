@@ -13,9 +13,7 @@ from urllib.parse import parse_qsl, unquote
 from redis.asyncio.cluster import RedisCluster
 
 from ..errors import ConfigurationError
-from ..options import SessionOptions
 from ..urls import mask_url, parse_bool, split_options, split_userinfo
-from .keys import validate_key_prefix
 from .retry import BUDGET_OPTIONS, Budget
 
 __all__ = [
@@ -137,22 +135,18 @@ class RedisConfig:
     def __repr__(self) -> str:
         return f"RedisConfig({self.masked_url!r})"
 
-    def resolve_options(self, overrides: Mapping[str, Any]) -> tuple[str, SessionOptions, Budget]:
-        """The key prefix, session options and time budget: the URL's query, then keyword
-        `overrides`."""
-        merged: dict[str, Any] = {**self.session_options, **overrides}
-        key_prefix = merged.pop("key_prefix", self.store_options.get("key_prefix"))
-        budget: dict[str, Any] = dict(self.budget_options)
+    def budget(self, overrides: Mapping[str, Any]) -> Budget:
+        """The time budget of every call: the URL's query, then keyword `overrides` (only
+        `timeout`, `retries`, `socket_timeout`, `socket_connect_timeout` are read)."""
+        merged: dict[str, Any] = dict(self.budget_options)
         for name in BUDGET_OPTIONS:
-            if name in merged:
-                value = merged.pop(name)
-                if value is not None:
-                    budget[name] = value
-        return (
-            validate_key_prefix(key_prefix or "turnstore"),
-            SessionOptions.from_mapping(merged),
-            Budget.from_options(budget),
-        )
+            value = overrides.get(name)
+            if value is not None:
+                merged[name] = value
+        try:
+            return Budget.from_options(merged)
+        except ConfigurationError as error:
+            raise ConfigurationError(f"{error} in {self.masked_url!r}") from None
 
 
 def _parse_hosts(netloc_hosts: str, default_port: int = 6379) -> tuple[tuple[str, int], ...]:

@@ -8,11 +8,12 @@ import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from ..errors import ConfigurationError
+from ..backend import PopResult, RawItem, Snapshot, Times
 from ..info import SessionInfo
 from ..items import DEFAULT_MAX_ITEM_BYTES, decode_item
-from ..options import OnCorrupt, SessionOptions
-from ..session import BaseSession, PopResult, RawItem, Snapshot
+from ..options import OnCorrupt, resolve_options
+from ..session import BaseSession
+from ..urls import mask_url
 from .connection import (
     ConnectionWorker,
     as_db_path,
@@ -27,6 +28,10 @@ from .schema import Schema
 __all__ = ["SQLiteSession"]
 
 T = TypeVar("T")
+_Q = TypeVar("_Q", bound="SQLiteSession")
+
+#: The options of a SQLite session beyond the session options: the SDK's table names.
+TABLE_OPTIONS = frozenset({"sessions_table", "messages_table"})
 
 # Rows fetched at a time while pop looks for the newest decodable item.
 _POP_BATCH = 32
@@ -64,70 +69,58 @@ class SQLiteSession(BaseSession):
         max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES,
         sessions_table: str = "agent_sessions",
         messages_table: str = "agent_messages",
+        connection: ConnectionWorker | None = None,
+        owns_connection: bool = True,
+        store: object = None,
     ) -> None:
-        options = SessionOptions(
-            ttl=ttl,
-            refresh_ttl_on_read=refresh_ttl_on_read,
-            max_turns=max_turns,
-            max_items=max_items,
-            session_settings=session_settings,
-            on_corrupt=on_corrupt,
-            max_item_bytes=max_item_bytes,
+        """`connection` is what a store or a fork hands over: a worker on `db_path` whose
+        schema names the tables. With `owns_connection` the session holds one reference to
+        it (released at close); `store` is kept alive while the session is."""
+        options, _ = resolve_options(
+            [
+                {
+                    "ttl": ttl,
+                    "refresh_ttl_on_read": refresh_ttl_on_read,
+                    "max_turns": max_turns,
+                    "max_items": max_items,
+                    "session_settings": session_settings,
+                    "on_corrupt": on_corrupt,
+                    "max_item_bytes": max_item_bytes,
+                }
+            ]
         )
         path = as_db_path(db_path)
-        schema = Schema(sessions_table, messages_table)
+        schema = Schema(sessions_table, messages_table) if connection is None else None
         super().__init__(session_id, options)  # validates before a worker is retained
-        self._attach(path, new_worker(path, schema), owns=True, store=None)
-
-    def _attach(self, db_path: str, worker: ConnectionWorker, *, owns: bool, store: object) -> None:
-        self.db_path = db_path
-        self._worker = worker
-        self._schema = worker.schema
+        if connection is None:
+            assert schema is not None
+            connection = new_worker(path, schema)
+        self.db_path = path
+        self._worker = connection
+        self._schema = connection.schema
         # A store's sessions keep the store alive: its finalizer would close their worker.
         self._store = store
-        self._owns_worker = owns
+        self._owns_worker = owns_connection
         # Releases our reference to the worker exactly once: at close(), or when a session
         # nobody closed is garbage-collected or the interpreter exits (code written for the
         # SDK often never closes its sessions).
         self._finalizer: Callable[[], Any] | None = (
-            weakref.finalize(self, worker.release) if owns else None
+            weakref.finalize(self, connection.release) if owns_connection else None
         )
 
     @classmethod
-    def _from_parts(
-        cls,
-        session_id: str,
-        db_path: str,
-        worker: ConnectionWorker,
-        options: SessionOptions,
-        *,
-        owns: bool,
-        store: object = None,
-    ) -> SQLiteSession:
-        """A session over an existing worker (stores and fork use this; no I/O)."""
-        session = cls.__new__(cls)
-        BaseSession.__init__(session, session_id, options)
-        session._attach(db_path, worker, owns=owns, store=store)
-        return session
-
-    @classmethod
-    def from_url(cls, session_id: str, url: str, **options: Any) -> SQLiteSession:
+    def from_url(cls: type[_Q], session_id: str, url: str, **options: Any) -> _Q:
         """A session on the database a `sqlite://` URL names; keyword options win.
 
         `sqlite://` gives the session a private in-memory database.
         """
         parsed = parse_sqlite_url(url)
-        merged: dict[str, Any] = {
-            **parsed.session_options,
-            **parsed.table_options,
-            **options,
-        }
-        unknown = sorted(
-            set(merged) - SessionOptions.names() - {"sessions_table", "messages_table"}
+        session_options, tables = resolve_options(
+            [parsed.session_options, parsed.table_options, options],
+            extra=TABLE_OPTIONS,
+            context=mask_url(url),
         )
-        if unknown:
-            raise ConfigurationError(f"unknown session option(s): {', '.join(unknown)}")
-        return cls(session_id, parsed.path, **merged)
+        return cls(session_id, parsed.path, **tables, **session_options.keywords())
 
     def __repr__(self) -> str:
         return (
@@ -162,12 +155,12 @@ class SQLiteSession(BaseSession):
         if self._finalizer is not None:
             self._finalizer()
 
-    async def _release(self) -> None:
+    async def storage_close(self) -> None:
         self._release_now()
 
     # -- storage primitives ----------------------------------------------------------------
 
-    async def _read_tail(self, count: int | None) -> tuple[list[RawItem], int]:
+    async def storage_read(self, count: int | None) -> tuple[list[RawItem], int]:
         schema, sid = self._schema, self.session_id
         ttl_ms = self._options.ttl_ms
         refresh = ttl_ms is not None and self._options.refresh_ttl_on_read
@@ -190,7 +183,7 @@ class SQLiteSession(BaseSession):
 
         return await self._run(job)
 
-    async def _append(self, encoded: list[bytes], token: str, token_ttl_ms: int) -> bool:
+    async def storage_append(self, encoded: list[bytes], token: str, token_ttl_ms: int) -> bool:
         schema, sid = self._schema, self.session_id
         ttl_ms, max_items = self._options.ttl_ms, self._options.max_items
 
@@ -210,7 +203,7 @@ class SQLiteSession(BaseSession):
 
         return await self._run(job)
 
-    async def _pop(self, skip_corrupt: bool) -> PopResult | None:
+    async def storage_pop(self, skip_corrupt: bool) -> PopResult | None:
         schema, sid = self._schema, self.session_id
         ttl_ms = self._options.ttl_ms
 
@@ -243,20 +236,22 @@ class SQLiteSession(BaseSession):
 
         return await self._run(job)
 
-    async def _clear(self) -> None:
+    async def storage_delete(self) -> bool:
         schema, sid = self._schema, self.session_id
 
-        def job(conn: sqlite3.Connection) -> None:
+        def job(conn: sqlite3.Connection) -> bool:
             with transaction(conn, write=True):
+                existed = schema.live_state(conn, sid, now_ms()) is not None
                 schema.delete_session_rows(conn, sid)
+                return existed
 
-        await self._run(job)
+        return await self._run(job)
 
-    async def _replace(
+    async def storage_replace(
         self,
         encoded: list[bytes],
         metadata: Mapping[str, str] | None,
-        times: tuple[int, int] | None = None,
+        times: Times | None = None,
     ) -> None:
         schema, sid = self._schema, self.session_id
         ttl_ms, max_items = self._options.ttl_ms, self._options.max_items
@@ -278,7 +273,7 @@ class SQLiteSession(BaseSession):
 
         await self._run(job)
 
-    async def _snapshot(self) -> Snapshot | None:
+    async def storage_snapshot(self) -> Snapshot | None:
         schema, sid = self._schema, self.session_id
 
         def job(conn: sqlite3.Connection) -> Snapshot | None:
@@ -290,7 +285,7 @@ class SQLiteSession(BaseSession):
 
         return await self._run(job)
 
-    async def _info(self) -> SessionInfo | None:
+    async def storage_info(self) -> SessionInfo | None:
         schema, sid = self._schema, self.session_id
 
         def job(conn: sqlite3.Connection) -> SessionInfo | None:
@@ -299,7 +294,7 @@ class SQLiteSession(BaseSession):
 
         return await self._run(job)
 
-    async def _update_metadata(self, set_pairs: dict[str, str], remove: list[str]) -> None:
+    async def storage_update_metadata(self, set_pairs: dict[str, str], remove: list[str]) -> None:
         schema, sid = self._schema, self.session_id
         ttl_ms = self._options.ttl_ms
 
@@ -316,7 +311,7 @@ class SQLiteSession(BaseSession):
 
         await self._run(job)
 
-    async def _touch(self) -> bool:
+    async def storage_touch(self) -> bool:
         schema, sid = self._schema, self.session_id
         ttl_ms = self._options.ttl_ms
 
@@ -332,7 +327,7 @@ class SQLiteSession(BaseSession):
 
     # -- the session lock -------------------------------------------------------------------
 
-    async def _lock_acquire(self, token: str, lease_ms: int) -> bool:
+    async def storage_lock_acquire(self, token: str, lease_ms: int) -> bool:
         schema, sid = self._schema, self.session_id
 
         def job(conn: sqlite3.Connection) -> bool:
@@ -341,7 +336,7 @@ class SQLiteSession(BaseSession):
 
         return await self._run(job)
 
-    async def _lock_renew(self, token: str, lease_ms: int) -> bool:
+    async def storage_lock_renew(self, token: str, lease_ms: int) -> bool:
         schema, sid = self._schema, self.session_id
 
         def job(conn: sqlite3.Connection) -> bool:
@@ -350,7 +345,7 @@ class SQLiteSession(BaseSession):
 
         return await self._run(job)
 
-    async def _lock_release(self, token: str) -> bool:
+    async def storage_lock_release(self, token: str) -> bool:
         schema, sid = self._schema, self.session_id
 
         def job(conn: sqlite3.Connection) -> bool:
@@ -359,14 +354,16 @@ class SQLiteSession(BaseSession):
 
         return await self._run(job)
 
-    def _sibling(self, session_id: str) -> SQLiteSession:
+    def sibling(self: _Q, session_id: str) -> _Q:
         worker = self._worker
-        if self._owns_worker and worker.retain():
-            # A fork outlives its source: it holds its own reference to the connection (for
-            # an in-memory database, the only one that reaches the data).
-            return type(self)._from_parts(
-                session_id, self.db_path, worker, self._options, owns=True
-            )
-        return type(self)._from_parts(
-            session_id, self.db_path, worker, self._options, owns=False, store=self._store
+        # A fork outlives its source: it holds its own reference to the connection (for an
+        # in-memory database, the only one that reaches the data).
+        owns = self._owns_worker and worker.retain()
+        return type(self)(
+            session_id,
+            self.db_path,
+            connection=worker,
+            owns_connection=owns,
+            store=None if owns else self._store,
+            **self._options.keywords(),
         )

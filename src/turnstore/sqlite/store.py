@@ -8,10 +8,12 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from ..errors import BackendUnavailableError, ConfigurationError
+from ..errors import BackendUnavailableError
 from ..info import SessionInfo, SessionPage
-from ..options import SessionOptions, validate_session_id
+from ..items import DEFAULT_MAX_ITEM_BYTES
+from ..options import OnCorrupt, SessionOptions, resolve_options, validate_session_id
 from ..store import BaseStore, decode_cursor, encode_cursor
+from ..urls import mask_url
 from .connection import (
     ConnectionWorker,
     as_db_path,
@@ -21,7 +23,7 @@ from .connection import (
     transaction,
 )
 from .schema import Schema, StateRow
-from .session import SQLiteSession
+from .session import TABLE_OPTIONS, SQLiteSession
 
 __all__ = ["SQLiteStore", "open_sqlite_store"]
 
@@ -40,16 +42,37 @@ class SQLiteStore(BaseStore):
 
     kind = "SQLiteStore"
 
+    #: The class `session()` hands out (a subclass's `__init__` runs for each).
+    session_class: type[SQLiteSession] = SQLiteSession
+
     def __init__(
         self,
         db_path: str | os.PathLike[str],
         *,
+        ttl: float | None = None,
+        refresh_ttl_on_read: bool = True,
+        max_turns: int | None = None,
+        max_items: int | None = None,
+        session_settings: Any = None,
+        on_corrupt: OnCorrupt = "skip",
+        max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES,
         sessions_table: str = "agent_sessions",
         messages_table: str = "agent_messages",
-        **options: Any,
     ) -> None:
+        self._options, _ = resolve_options(
+            [
+                {
+                    "ttl": ttl,
+                    "refresh_ttl_on_read": refresh_ttl_on_read,
+                    "max_turns": max_turns,
+                    "max_items": max_items,
+                    "session_settings": session_settings,
+                    "on_corrupt": on_corrupt,
+                    "max_item_bytes": max_item_bytes,
+                }
+            ]
+        )
         super().__init__()
-        self._options = SessionOptions.from_mapping(options)
         self.db_path = as_db_path(db_path)
         self._schema = Schema(sessions_table, messages_table)
         # A private worker, not the process-wide one of standalone sessions: closing the
@@ -88,9 +111,14 @@ class SQLiteStore(BaseStore):
         Closing it leaves the store open. An unknown option raises `ConfigurationError`.
         """
         self._check_open()
-        options = self._options.replace(**overrides) if overrides else self._options
-        return SQLiteSession._from_parts(
-            session_id, self.db_path, self._worker, options, owns=False, store=self
+        options, _ = resolve_options([overrides], base=self._options)
+        return self.session_class(
+            session_id,
+            self.db_path,
+            connection=self._worker,
+            owns_connection=False,
+            store=self,
+            **options.keywords(),
         )
 
     async def get_info(self, session_id: str) -> SessionInfo | None:
@@ -218,7 +246,7 @@ class SQLiteStore(BaseStore):
         except BackendUnavailableError:
             return False
 
-    async def _release(self) -> None:
+    async def storage_close(self) -> None:
         self._finalizer()
 
 
@@ -230,11 +258,9 @@ def open_sqlite_store(url: str, **options: Any) -> SQLiteStore:
     An unknown option or a malformed URL raises `ConfigurationError`.
     """
     parsed = parse_sqlite_url(url)
-    merged: dict[str, Any] = {**parsed.session_options, **parsed.table_options, **options}
-    tables = {
-        name: merged.pop(name) for name in ("sessions_table", "messages_table") if name in merged
-    }
-    unknown = sorted(set(merged) - SessionOptions.names())
-    if unknown:
-        raise ConfigurationError(f"unknown option(s) for a SQLite store: {', '.join(unknown)}")
-    return SQLiteStore(parsed.path, **tables, **merged)
+    session_options, tables = resolve_options(
+        [parsed.session_options, parsed.table_options, options],
+        extra=TABLE_OPTIONS,
+        context=f"a SQLite store, {mask_url(url)}",
+    )
+    return SQLiteStore(parsed.path, **tables, **session_options.keywords())

@@ -1,0 +1,254 @@
+"""The public protocol a backend implements.
+
+A backend is two classes and an opener:
+
+- a session class: a subclass of `turnstore.BaseSession` that implements the storage
+  primitives of `SessionBackend` below. `BaseSession` writes the whole session contract
+  (limits, turn windows, validation, the corrupt-item policy, fork, locks, the closed state)
+  once, on top of these primitives, so a backend never validates, decodes or windows;
+- a store class: a subclass of `turnstore.BaseStore` with the methods of `StoreBackend`;
+- an opener `(url, **options) -> store`, registered for its URL schemes with
+  `turnstore.register_backend` or through the entry-point group `turnstore.backends`.
+
+Items reach a backend encoded (`bytes` of one JSON object each, already validated) and come
+back as the backend stored them (`bytes` or `str`). Every primitive is one atomic step of the
+storage: a reader never sees half of a write. `python -m turnstore.conformance URL` checks a
+backend against the same suite the built-in backends pass; docs/backends.md walks through
+writing one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from .errors import ConfigurationError
+from .info import SessionInfo, SessionPage
+
+__all__ = [
+    "AUTO_TOKEN_TTL_MS",
+    "IDEMPOTENCY_TTL_MS",
+    "PopResult",
+    "RawItem",
+    "SessionBackend",
+    "Snapshot",
+    "StoreBackend",
+    "Times",
+    "batch_token",
+    "validate_index_metadata",
+]
+
+#: A stored item as the storage returns it: the JSON text of one item.
+RawItem = bytes | str
+#: A session's own (created, updated) times in milliseconds since the epoch, for a copy
+#: (import, migrate) that keeps them instead of taking the time of the write.
+Times = tuple[int, int]
+
+#: How long the automatic batch token of an `add_items` call is remembered. It only has to
+#: outlive the retries of one call (redis-py's own and the library's), which take seconds.
+AUTO_TOKEN_TTL_MS = 10 * 60 * 1000
+#: How long an explicit `idempotency_key` is remembered at least (longer if the TTL is).
+IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000
+
+
+def _fresh_token_source() -> None:
+    global _token_prefix, _token_serials
+    _token_prefix = "b:" + secrets.token_urlsafe(12) + "."
+    _token_serials = itertools.count()
+
+
+_token_prefix = ""
+_token_serials = itertools.count()
+_fresh_token_source()
+# A forked child would repeat its parent's tokens, and a repeated token drops a batch.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_token_source)
+
+
+def batch_token() -> str:
+    """A token no other batch has: 96 random bits per process, then a serial number.
+
+    Several times cheaper than fresh random bytes per call, which the append path notices.
+    """
+    return f"{_token_prefix}{next(_token_serials):x}"
+
+
+@dataclass(frozen=True)
+class PopResult:
+    """What `storage_pop` found: the raw newest item and its position (0 = oldest)."""
+
+    raw: RawItem
+    position: int
+    corrupt: bool = False  # True: not removed (on_corrupt="raise" stops at it)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent copy of a session's stored state (fork, export, import)."""
+
+    raws: list[RawItem]
+    metadata: dict[str, str]
+
+
+def validate_index_metadata(names: object) -> tuple[str, ...]:
+    """`index_metadata` as a tuple of distinct non-empty keys; `ConfigurationError` else.
+
+    A comma-separated `str` (the URL form, `?index_metadata=user_id,tenant`) is split.
+    """
+    if isinstance(names, str):
+        names = [part.strip() for part in names.split(",") if part.strip()]
+    if not isinstance(names, Sequence) or isinstance(names, (bytes, bytearray)):
+        raise ConfigurationError(
+            f"index_metadata must be a sequence of metadata keys, not {names!r}"
+        )
+    keys: list[str] = []
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"index_metadata keys must be non-empty str, not {name!r}")
+        if name not in keys:
+            keys.append(name)
+    return tuple(keys)
+
+
+@runtime_checkable
+class SessionBackend(Protocol):
+    """The storage primitives of one session, which `BaseSession` builds the contract on.
+
+    Each is one atomic step of the storage and raises the package's errors (a driver's
+    error as `__cause__`), never a bare driver error. "Live" means written and not past
+    its TTL: an expired session reads as absent even before its storage is reclaimed.
+    Writes (append, pop, replace, metadata) set the session's expiry to now + `ttl` (no
+    expiry without one) and its update time to now, and keep any metadata index of the store.
+    """
+
+    session_id: str
+
+    async def storage_read(self, count: int | None) -> tuple[list[RawItem], int]:
+        """The newest `count` stored items (all when None), oldest first, and the total.
+
+        Costs O(count), not O(history). Refreshes the TTL when `options.refresh_ttl_on_read`
+        and a TTL is set. An absent session gives `([], 0)`.
+        """
+        ...
+
+    async def storage_append(self, encoded: list[bytes], token: str, token_ttl_ms: int) -> bool:
+        """Append the batch unless `token` was seen for this session; False when it was.
+
+        The token is remembered for `token_ttl_ms`, through a clear or an expiry of the
+        session. Trims the oldest items beyond `options.max_items`.
+        """
+        ...
+
+    async def storage_pop(self, skip_corrupt: bool) -> PopResult | None:
+        """Remove and return the newest item; None when there is none.
+
+        An item that is not a JSON object is skipped and left in place (`skip_corrupt`) or
+        returned, not removed, with `corrupt=True`. Two concurrent pops never get the same
+        item; a pop resent after a lost reply does not remove a second one.
+        """
+        ...
+
+    async def storage_delete(self) -> bool:
+        """Remove every item, the metadata and the index entries; True if it was live."""
+        ...
+
+    async def storage_replace(
+        self,
+        encoded: list[bytes],
+        metadata: Mapping[str, str] | None,
+        times: Times | None = None,
+    ) -> None:
+        """Replace the history (and, when given, the whole metadata) in one step.
+
+        With `times` the session keeps those (created, updated) times instead of now.
+        """
+        ...
+
+    async def storage_snapshot(self) -> Snapshot | None:
+        """Every stored item and the metadata, read in one step; None when not live.
+
+        Does not refresh the TTL.
+        """
+        ...
+
+    async def storage_info(self) -> SessionInfo | None:
+        """The session's `SessionInfo`, or None when it is not live."""
+        ...
+
+    async def storage_update_metadata(self, set_pairs: dict[str, str], remove: list[str]) -> None:
+        """Merge `set_pairs` and drop the `remove` keys in one write.
+
+        Removing keys only, from an absent session, creates nothing.
+        """
+        ...
+
+    async def storage_touch(self) -> bool:
+        """Set the expiry to now + `ttl` (or none); False when the session is not live."""
+        ...
+
+    async def storage_lock_acquire(self, token: str, lease_ms: int) -> bool:
+        """Take the session's lock for `token` unless another token holds a live lease.
+
+        Taking it again with the token that holds it succeeds (a resent request).
+        """
+        ...
+
+    async def storage_lock_renew(self, token: str, lease_ms: int) -> bool:
+        """Extend the lease to now + `lease_ms` if `token` holds it; False if it does not."""
+        ...
+
+    async def storage_lock_release(self, token: str) -> bool:
+        """Release the lock if `token` holds it; False if it did not."""
+        ...
+
+    async def storage_close(self) -> None:
+        """Release what this session owns (connections, clients); called once."""
+        ...
+
+    def sibling(self, session_id: str) -> SessionBackend:
+        """A session of the same class, storage and options for another id (no I/O).
+
+        Built by calling the class (`type(self)(...)`), so a subclass's `__init__` runs.
+        """
+        ...
+
+
+@runtime_checkable
+class StoreBackend(Protocol):
+    """What a backend's store implements (the rest of `SessionStore` is `BaseStore`'s).
+
+    `list_sessions` pages newest first by (update time, id), with a cursor from
+    `turnstore.store.encode_cursor`; a filter on a key of `index_metadata` costs time in
+    proportion to the page, not the store. `count_sessions` does not grow with the sessions.
+    """
+
+    def session(self, session_id: str, **overrides: Any) -> SessionBackend:
+        """A `BaseSession` subclass implementing `SessionBackend`, sharing the store's
+        storage and defaults (`overrides` win, merged by `resolve_options`); no I/O."""
+        ...
+
+    async def get_info(self, session_id: str) -> SessionInfo | None: ...
+
+    async def list_sessions(
+        self,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> SessionPage: ...
+
+    async def count_sessions(self) -> int: ...
+
+    async def delete_session(self, session_id: str) -> bool: ...
+
+    async def purge_expired(self) -> int: ...
+
+    async def ping(self) -> bool: ...
+
+    async def storage_close(self) -> None:
+        """Close what the store owns; called once, by `close()`."""
+        ...
