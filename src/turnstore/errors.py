@@ -7,13 +7,20 @@ SessionError
  ├── SessionClosedError    (also RuntimeError)
  ├── LockTimeoutError      (also TimeoutError)
  ├── LockLostError
- └── ConfigurationError    (also ValueError)
+ ├── ConfigurationError    (also ValueError)
+ └── BackendError          the backend refused the operation (nothing of it applied)
+      └── BackendUnavailableError   the backend cannot be reached within the time budget
 ```
+
+Errors of the drivers (redis-py, sqlite3) never leave the public API bare: they are raised as
+`BackendError` or `BackendUnavailableError`, with the driver's error as `__cause__`.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "BackendError",
+    "BackendUnavailableError",
     "ConfigurationError",
     "CorruptItemError",
     "InvalidItemError",
@@ -63,3 +70,13 @@ class LockLostError(SessionError):
 
 class ConfigurationError(SessionError, ValueError):
     """A URL, option, session id or key prefix is not acceptable."""
+
+
+class BackendError(SessionError):
+    """The backend refused the operation: out of memory, a read-only replica, a missing
+    permission, a full disk, a file that is not a database. Nothing of the refused write was
+    applied. The driver's error is the `__cause__`; the message says what the backend said."""
+
+
+class BackendUnavailableError(BackendError):
+    """The backend cannot be reached, or did not answer, within the call's time budget."""
