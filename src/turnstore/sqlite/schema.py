@@ -29,7 +29,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ..errors import ConfigurationError
+from ..errors import BackendError, ConfigurationError
 from ..info import SessionInfo, datetime_from_ms
 
 __all__ = ["Schema", "StateRow", "validate_table_name"]
@@ -184,6 +184,26 @@ class Schema:
                 (SELECT COUNT(*) FROM {m} WHERE {m}.session_id = {st}.session_id)""",
         ]
 
+        # Stand-ins for a read-only connection to a file without the side tables (one the
+        # SDK wrote): temporary, so the file is untouched; they shadow the missing names.
+        self._side_tables = dict(side)
+        self._stand_in_state = f"""CREATE TEMP VIEW {st} AS
+            SELECT session_id,
+                   COALESCE({_ms_of("created_at")}, 0) AS created_ms,
+                   COALESCE({_ms_of("updated_at")}, {_ms_of("created_at")}, 0) AS updated_ms,
+                   NULL AS expires_ms,
+                   (SELECT COUNT(*) FROM main.{m} WHERE main.{m}.session_id = {s}.session_id)
+                       AS item_count
+            FROM main.{s}
+            UNION ALL
+            SELECT session_id, 0, 0, NULL, COUNT(*) FROM main.{m}
+            WHERE session_id NOT IN (SELECT session_id FROM main.{s}) GROUP BY session_id"""
+        self._stand_in_tables = {
+            "metadata": f"CREATE TEMP TABLE {md} (session_id TEXT, key TEXT, value TEXT)",
+            "tokens": f"CREATE TEMP TABLE {tk} (session_id TEXT, token TEXT, expires_ms INTEGER)",
+            "locks": f"CREATE TEMP TABLE {lk} (session_id TEXT, token TEXT, expires_ms INTEGER)",
+        }
+
         self._state = (
             f"SELECT created_ms, updated_ms, expires_ms, item_count FROM {st} WHERE session_id = ?"
         )
@@ -299,6 +319,35 @@ class Schema:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    def stand_in(self, conn: sqlite3.Connection, path: str) -> None:
+        """Make a read-only connection read any file that has the SDK's tables.
+
+        Side tables the file lacks are replaced, for this connection only, by temporary
+        stand-ins: sessions, times and counts come from the SDK's tables, there is no
+        metadata and no expiry. `BackendError` names the file when the SDK's tables are
+        missing (a different file, or other table names).
+        """
+        present = {
+            name.lower()
+            for (name,) in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")
+        }
+        missing = [
+            t for t in (self.sessions_table, self.messages_table) if t.lower() not in present
+        ]
+        if missing:
+            found = ", ".join(sorted(present)) or "none"
+            raise BackendError(
+                f"SQLite database {path} has no table {missing[0]!r} (its tables: {found}); "
+                "name the tables with ?sessions_table=...&messages_table=..."
+            )
+        for kind, name in self._side_tables.items():
+            if name.lower() in present:
+                continue
+            if kind == "state":
+                conn.execute(self._stand_in_state)
+            else:
+                conn.execute(self._stand_in_tables[kind])
 
     # -- one session's rows (run inside a transaction) -------------------------------------
 

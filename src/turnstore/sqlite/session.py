@@ -39,6 +39,10 @@ def new_worker(path: str, schema: Schema) -> ConnectionWorker:
     return shared_worker(path, schema)
 
 
+def _opened(conn: sqlite3.Connection) -> None:
+    """A job that does nothing: running it opens the connection and installs the schema."""
+
+
 class SQLiteSession(BaseSession):
     """A session in a SQLite file, in the tables of the SDK's own `SQLiteSession`.
 
@@ -78,6 +82,14 @@ class SQLiteSession(BaseSession):
         schema = Schema(sessions_table, messages_table)
         super().__init__(session_id, options)  # validates before a worker is retained
         self._attach(path, new_worker(path, schema), owns=True, store=None)
+        # As the SDK's SQLiteSession: the tables exist once the constructor returns (a
+        # missing directory fails here, naming it). Blocking, like the SDK's constructor,
+        # but on the connection's own thread.
+        try:
+            self._worker.run_blocking(_opened, self.kind)
+        except BaseException:
+            self._release_now()
+            raise
 
     def _attach(self, db_path: str, worker: ConnectionWorker, *, owns: bool, store: object) -> None:
         self.db_path = db_path

@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from ..errors import ConfigurationError
+from ..errors import BackendError, ConfigurationError
 from ..info import SessionInfo, SessionPage
 from ..options import SessionOptions, validate_session_id
 from ..store import BaseStore, decode_cursor, encode_cursor
@@ -46,16 +46,21 @@ class SQLiteStore(BaseStore):
         *,
         sessions_table: str = "agent_sessions",
         messages_table: str = "agent_messages",
+        read_only: bool = False,
         **options: Any,
     ) -> None:
         super().__init__()
         self._options = SessionOptions.from_mapping(options)
+        self.read_only = bool(read_only)
+        if self.read_only:
+            # Sliding an expiry on read is a write: a read-only store never does it.
+            self._options = self._options.replace(refresh_ttl_on_read=False)
         self.db_path = as_db_path(db_path)
         self._schema = Schema(sessions_table, messages_table)
         # A private worker, not the process-wide one of standalone sessions: closing the
         # store must stop its sessions whoever else has the file open.
         path = self.db_path if is_memory_path(self.db_path) else os.path.abspath(self.db_path)
-        self._worker = ConnectionWorker(path, self._schema)
+        self._worker = ConnectionWorker(path, self._schema, read_only=self.read_only)
         self._finalizer = weakref.finalize(self, self._worker.release)
 
     def __repr__(self) -> str:
@@ -89,6 +94,8 @@ class SQLiteStore(BaseStore):
         """
         self._check_open()
         options = self._options.replace(**overrides) if overrides else self._options
+        if self.read_only and options.refresh_ttl_on_read:
+            options = options.replace(refresh_ttl_on_read=False)
         return SQLiteSession._from_parts(
             session_id, self.db_path, self._worker, options, owns=False, store=self
         )
@@ -212,7 +219,7 @@ class SQLiteStore(BaseStore):
 
         try:
             return await self._run(job)
-        except sqlite3.Error:
+        except BackendError:
             return False
 
     async def _release(self) -> None:
@@ -229,7 +236,9 @@ def open_sqlite_store(url: str, **options: Any) -> SQLiteStore:
     parsed = parse_sqlite_url(url)
     merged: dict[str, Any] = {**parsed.session_options, **parsed.table_options, **options}
     tables = {
-        name: merged.pop(name) for name in ("sessions_table", "messages_table") if name in merged
+        name: merged.pop(name)
+        for name in ("sessions_table", "messages_table", "read_only")
+        if name in merged
     }
     unknown = sorted(set(merged) - SessionOptions.names())
     if unknown:
