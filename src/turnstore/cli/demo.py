@@ -71,11 +71,13 @@ def _quiet_sdk() -> None:
     set_tracing_disabled(True)
 
 
-def _turn_steps(turn: ScriptedTurn, number: int) -> list[ModelStep]:
-    call_id = f"call_{turn.city.lower()}_{number}"
+def _turn_steps(turn: ScriptedTurn, number: int, run: str) -> list[ModelStep]:
+    # Ids unique to this run: the SDK drops input items whose id it has seen, so a second
+    # demo on the same session would otherwise hide the first one's items from the model.
+    call_id = f"call_{turn.city.lower()}_{run}_{number}"
     return [
         ModelStep(output=[function_call("get_weather", {"city": turn.city}, call_id=call_id)]),
-        ModelStep(output=[assistant_message(turn.answer, item_id=f"msg_{number}")]),
+        ModelStep(output=[assistant_message(turn.answer, item_id=f"msg_{run}_{number}")]),
     ]
 
 
@@ -100,6 +102,11 @@ async def _item_count(ctx: Context, session_id: str) -> int:
 
 async def run_demo(ctx: Context, args: argparse.Namespace) -> int:
     """Run the two-process demo and print what happened and where it is stored."""
+    if ctx.missing_directory() is not None:
+        raise CommandError(
+            f"cannot create {ctx.database_file}: the directory {ctx.missing_directory()} does "
+            "not exist"
+        )
     if ctx.is_memory:
         raise UsageError(
             f"the demo needs a store that a second process can open; {ctx.shown_url} is an "
@@ -127,11 +134,15 @@ async def run_demo(ctx: Context, args: argparse.Namespace) -> int:
         out.style(f"1. This process (pid {first_pid})", "bold")
         + " runs two turns through agents.Runner (scripted model, no network):"
     )
-    steps = [step for n, turn in enumerate(FIRST_PROCESS_TURNS, 1) for step in _turn_steps(turn, n)]
+    run = secrets.token_hex(4)
+    steps = [
+        step for n, turn in enumerate(FIRST_PROCESS_TURNS, 1) for step in _turn_steps(turn, n, run)
+    ]
     model = ScriptedModel(steps)
     agent = weather_agent(model)
     for number, turn in enumerate(FIRST_PROCESS_TURNS, 1):
         result = await Runner.run(agent, turn.question, session=session)
+        ctx.progress()
         calls = ", ".join(_tool_calls(result)) or "no tool"
         count = await _item_count(ctx, session_id)
         out.line(f'   turn {number}  "{turn.question}"')
@@ -147,7 +158,10 @@ async def run_demo(ctx: Context, args: argparse.Namespace) -> int:
         + " opens the same store and session and asks a follow-up:"
     )
     out.flush()  # shown before the second process starts, not after
+    # A new interpreter imports the SDK before its own --timeout starts: wait for it longer.
+    ctx.allow(RESUME_TIMEOUT)
     report = await _run_second_process(ctx, session_id)
+    ctx.progress()
     earlier = int(report["earlier_items"])
     out.line(f'   turn {len(FIRST_PROCESS_TURNS) + 1}  "{FOLLOW_UP}"  (pid {report["pid"]})')
     remembered = earlier == stored_by_first
@@ -199,6 +213,8 @@ async def _run_second_process(ctx: Context, session_id: str) -> dict[str, Any]:
         sys.executable,
         "-m",
         "turnstore",
+        "--timeout",
+        f"{ctx.timeout:g}",
         RESUME_COMMAND,
         session_id,
         env=env,
@@ -264,7 +280,7 @@ async def run_demo_resume(ctx: Context, args: argparse.Namespace) -> int:
         history = given[:-1]  # the last input item is the new question itself
         seen["earlier_items"] = len(history)
         seen["answer"] = recall(history)
-        return [assistant_message(seen["answer"], item_id="msg_resume")]
+        return [assistant_message(seen["answer"], item_id=f"msg_resume_{secrets.token_hex(4)}")]
 
     model = ScriptedModel([ModelStep.respond(answer_from_history)])
     session = ctx.store.session(args.session_id)

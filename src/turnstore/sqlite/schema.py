@@ -196,7 +196,9 @@ class Schema:
                        AS item_count
             FROM main.{s}
             UNION ALL
-            SELECT session_id, 0, 0, NULL, COUNT(*) FROM main.{m}
+            SELECT session_id, COALESCE(MIN({_ms_of("created_at")}), 0),
+                   COALESCE(MAX({_ms_of("created_at")}), 0), NULL, COUNT(*)
+            FROM main.{m}
             WHERE session_id NOT IN (SELECT session_id FROM main.{s}) GROUP BY session_id"""
         self._stand_in_tables = {
             "metadata": f"CREATE TEMP TABLE {md} (session_id TEXT, key TEXT, value TEXT)",

@@ -192,6 +192,15 @@ class SQLiteStore(BaseStore):
 
         return await self._run(job)
 
+    async def count_expired(self) -> int:
+        """How many sessions `purge_expired` would remove now (nothing is changed)."""
+        schema = self._schema
+
+        def job(conn: sqlite3.Connection) -> int:
+            return len(conn.execute(schema.select_expired, (now_ms(),)).fetchall())
+
+        return await self._run(job)
+
     async def purge_expired(self) -> int:
         """Delete the rows of every expired session (and lapsed batch tokens and locks).
 
