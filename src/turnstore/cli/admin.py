@@ -56,6 +56,7 @@ async def run_delete(ctx: Context, args: argparse.Namespace) -> int:
             "nothing was deleted"
         )
     missing: list[str] = []
+    removed: list[str] = []
     matched = deleted = 0
     if ctx.missing_database() is not None:
         missing = ids
@@ -69,11 +70,15 @@ async def run_delete(ctx: Context, args: argparse.Namespace) -> int:
                 matched += 1
                 if not args.dry_run and await ctx.store.delete_session(session_id):
                     deleted += 1
+                    removed.append(session_id)
     else:
         matched = await ctx.store.delete_sessions(
             metadata=metadata or None, updated_before=cutoff, dry_run=args.dry_run
         )
         deleted = 0 if args.dry_run else matched
+    if ids and len(missing) == len(ids) and not ctx.json:
+        names = ", ".join(repr(session_id) for session_id in missing)
+        raise CommandError(f"no session {names} in {ctx.shown_url}")
     for session_id in missing:
         sys.stderr.write(f"turnstore: no session {session_id!r} in {ctx.shown_url}\n")
     if ctx.json:
@@ -92,7 +97,9 @@ async def run_delete(ctx: Context, args: argparse.Namespace) -> int:
                 f"Would delete {_plural(matched, 'session')}{which} from {ctx.shown_url} "
                 "(dry run: nothing deleted)."
             )
-        elif deleted or not missing:
+        elif len(removed) == 1:
+            ctx.out.line(f"Deleted session {removed[0]!r} from {ctx.shown_url}.")
+        else:
             ctx.out.line(f"Deleted {_plural(deleted, 'session')}{which} from {ctx.shown_url}.")
     return 1 if missing else 0
 

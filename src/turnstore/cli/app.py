@@ -121,7 +121,7 @@ class ForgivingParser(argparse.ArgumentParser):
             choices = [str(c) for c in (action.choices or ())] if action else []
             if choices:
                 message = (
-                    f"argument {found['arg']}: invalid choice {found['word']!r}"
+                    f"argument {found['arg']}: invalid choice: {found['word']!r}"
                     f"{_suggestion(found['word'], choices)} (choose from {', '.join(choices)})"
                 )
         self.print_usage(sys.stderr)

@@ -101,7 +101,7 @@ class Migration:
             if not is_operational(exc):
                 raise
             url = self.source.url if side == "source" else self.dst_url
-            raise CommandError(f"{side} {describe(exc, url)}") from None
+            raise CommandError(f"{side}: {describe(exc, url)}") from None
 
     async def plan(self) -> list[PlannedSession]:
         planned = await self._guard("source", self.source.plan())

@@ -96,6 +96,7 @@ class RedisKeysLayout(SourceLayout):
 
         client = self.client()
         if isinstance(client, RedisCluster):
+            await client.initialize()  # learns the nodes (once); before it there are none
             for node in client.get_primaries():
                 cursor = 0
                 while True:
