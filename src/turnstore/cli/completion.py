@@ -51,7 +51,8 @@ __CASES__
     case "$cmd" in
         __ID_COMMANDS__)
             local ids
-            ids="$("${COMP_WORDS[0]}" ${url:+--url "$url"} --timeout 2 complete-ids "$cur" 2>/dev/null)"
+            ids="$("${COMP_WORDS[0]}" ${url:+--url "$url"} --timeout 2 \
+                complete-ids "$cur" 2>/dev/null)"
             COMPREPLY=($(compgen -W "$ids" -- "$cur")) ;;
         completion) COMPREPLY=($(compgen -W "bash zsh" -- "$cur")) ;;
         import) COMPREPLY=($(compgen -f -- "$cur")) ;;
@@ -60,7 +61,8 @@ __CASES__
 complete -F _turnstore turnstore
 """
 
-_ZSH_PRELUDE = """# turnstore completion for zsh; add to ~/.zshrc:  source <(turnstore completion zsh)
+_ZSH_PRELUDE = """\
+# turnstore completion for zsh; add to ~/.zshrc:  source <(turnstore completion zsh)
 autoload -U +X bashcompinit && bashcompinit
 """
 

@@ -42,12 +42,14 @@ def _scheme(url: str) -> str:
 def store_time_budget(url: str, seconds: float) -> dict[str, Any]:
     """The store options that give every call of the store at `url` the CLI's time budget.
 
-    The one hand-off of `--timeout` to a store. Redis stores take a `timeout` option (seconds
-    one call may take in all, retries included) once the transport's time budget lands;
-    until then nothing is passed and the CLI's own deadline (`Context.deadline`) bounds the
-    command. SQLite calls never wait on a network.
+    The one hand-off of `--timeout` to a store. SQLite: how long a call waits for another
+    process's write lock. Redis stores take a `timeout` option (seconds one call may take in
+    all, retries included) once the transport's time budget lands; until then nothing is
+    passed and the CLI's own deadline (`Context.deadline`) bounds the command.
     """
-    del url, seconds  # wired by the Redis transport's `timeout` option
+    if _scheme(url) == "sqlite":
+        return {"busy_timeout": seconds}
+    # Redis: {"timeout": seconds}, once RedisStore takes it.
     return {}
 
 

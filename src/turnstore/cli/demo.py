@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import secrets
@@ -24,7 +25,7 @@ from agents.testing import ModelCall, ModelStep, ScriptedModel, assistant_messag
 
 from .context import CommandError, Context, UsageError
 from .inspect import fetch_conversation, header_lines
-from .render import conversation_lines, format_arguments
+from .render import Output, conversation_lines, format_arguments
 
 __all__ = ["run_demo", "run_demo_resume"]
 
@@ -113,7 +114,8 @@ async def run_demo(ctx: Context, args: argparse.Namespace) -> int:
             "in-memory database (use a file, e.g. sqlite:///turnstore.db)"
         )
     _quiet_sdk()
-    out = ctx.out
+    # --json: the story is not printed; one object at the end says what happened.
+    out = Output(io.StringIO(), color=False) if ctx.json else ctx.out
     session_id: str = args.session or f"demo-{secrets.token_hex(3)}"
     session = ctx.store.session(session_id)
     # A first read fails on an unreachable store before anything suggests the demo is running
@@ -199,6 +201,20 @@ async def run_demo(ctx: Context, args: argparse.Namespace) -> int:
     out.line(f"Stored in {where}")
     out.line(f"See it again:   {out.style(ctx.command('show', session_id), 'bold')}")
     out.line(f"All sessions:   {out.style(ctx.command('list'), 'bold')}")
+    if ctx.json:
+        ctx.out.json(
+            {
+                "session_id": session_id,
+                "store": ctx.shown_url,
+                "first_pid": first_pid,
+                "second_pid": report["pid"],
+                "stored_by_first": stored_by_first,
+                "seen_by_second": earlier,
+                "remembered": remembered,
+                "answer": report["answer"],
+                "item_count": info.item_count,
+            }
+        )
     if not remembered:
         raise CommandError("the second process did not see the first process's history")
     return 0

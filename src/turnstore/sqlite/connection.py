@@ -76,11 +76,11 @@ def is_memory_path(path: str) -> bool:
     return path in (":memory:", "")
 
 
-def _enable_wal(conn: sqlite3.Connection) -> None:
+def _enable_wal(conn: sqlite3.Connection, busy_timeout: float = BUSY_TIMEOUT_S) -> None:
     # Switching the journal mode can report "locked" at once while another process is
     # initialising the same file, without going through the busy handler: retry until the
     # busy timeout would have expired.
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    deadline = time.monotonic() + busy_timeout
     while True:
         try:
             conn.execute("PRAGMA journal_mode = WAL").fetchone()
@@ -99,7 +99,7 @@ def backend_error(path: str, exc: sqlite3.Error) -> BackendError:
     return BackendError(f"SQLite database {path}: {text}")
 
 
-def _connect(path: str, *, read_only: bool) -> sqlite3.Connection:
+def _connect(path: str, *, read_only: bool, busy_timeout: float) -> sqlite3.Connection:
     """`sqlite3.connect`, with a missing file or directory reported by name."""
     if not is_memory_path(path):
         folder = os.path.dirname(os.path.abspath(path))
@@ -116,7 +116,7 @@ def _connect(path: str, *, read_only: bool) -> sqlite3.Connection:
     try:
         return sqlite3.connect(
             target,
-            timeout=BUSY_TIMEOUT_S,
+            timeout=busy_timeout,
             isolation_level=None,
             cached_statements=256,
             uri=uri,
@@ -126,19 +126,25 @@ def _connect(path: str, *, read_only: bool) -> sqlite3.Connection:
         raise BackendError(f"cannot open the SQLite database {path}: {exc}") from exc
 
 
-def open_connection(path: str, schema: Schema, *, read_only: bool = False) -> sqlite3.Connection:
+def open_connection(
+    path: str,
+    schema: Schema,
+    *,
+    read_only: bool = False,
+    busy_timeout: float = BUSY_TIMEOUT_S,
+) -> sqlite3.Connection:
     """A connection in autocommit mode, WAL, with the schema installed.
 
     `read_only=True` changes nothing in the file: no WAL switch, no schema; the side tables
     a file lacks (one the SDK wrote) are stood in for by temporary views over its tables.
     """
-    conn = _connect(path, read_only=read_only)
+    conn = _connect(path, read_only=read_only, busy_timeout=busy_timeout)
     try:
         if read_only:
             schema.stand_in(conn, path)
             return conn
         if not is_memory_path(path):
-            _enable_wal(conn)
+            _enable_wal(conn, busy_timeout)
             # In WAL mode NORMAL never corrupts the file and survives application crashes;
             # only an OS crash or power loss may drop the last commits.
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -206,10 +212,18 @@ class ConnectionWorker:
     and closes the connection. Jobs submitted after that raise `SessionClosedError`.
     """
 
-    def __init__(self, path: str, schema: Schema, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        path: str,
+        schema: Schema,
+        *,
+        read_only: bool = False,
+        busy_timeout: float = BUSY_TIMEOUT_S,
+    ) -> None:
         self.path = path
         self.schema = schema
         self.read_only = read_only
+        self.busy_timeout = busy_timeout
         self._guard = threading.RLock()  # reentrant: a GC finalizer may release mid-submit
         self._refs = 1
         self._closed = False
@@ -310,7 +324,12 @@ class ConnectionWorker:
                 error: BaseException | None = None
                 try:
                     if conn is None:
-                        conn = open_connection(self.path, self.schema, read_only=self.read_only)
+                        conn = open_connection(
+                            self.path,
+                            self.schema,
+                            read_only=self.read_only,
+                            busy_timeout=self.busy_timeout,
+                        )
                     result = request.job(conn)
                 except BaseException as exc:
                     error = exc

@@ -13,6 +13,7 @@ from ..info import SessionInfo, SessionPage
 from ..options import SessionOptions, validate_session_id
 from ..store import BaseStore, decode_cursor, encode_cursor
 from .connection import (
+    BUSY_TIMEOUT_S,
     ConnectionWorker,
     as_db_path,
     is_memory_path,
@@ -47,6 +48,7 @@ class SQLiteStore(BaseStore):
         sessions_table: str = "agent_sessions",
         messages_table: str = "agent_messages",
         read_only: bool = False,
+        busy_timeout: float = BUSY_TIMEOUT_S,
         **options: Any,
     ) -> None:
         super().__init__()
@@ -60,7 +62,15 @@ class SQLiteStore(BaseStore):
         # A private worker, not the process-wide one of standalone sessions: closing the
         # store must stop its sessions whoever else has the file open.
         path = self.db_path if is_memory_path(self.db_path) else os.path.abspath(self.db_path)
-        self._worker = ConnectionWorker(path, self._schema, read_only=self.read_only)
+        if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, (int, float)):
+            raise ConfigurationError(
+                f"busy_timeout must be a number of seconds, not {busy_timeout!r}"
+            )
+        if not 0 <= busy_timeout < float("inf"):
+            raise ConfigurationError(f"busy_timeout must be >= 0 seconds, not {busy_timeout!r}")
+        self._worker = ConnectionWorker(
+            path, self._schema, read_only=self.read_only, busy_timeout=float(busy_timeout)
+        )
         self._finalizer = weakref.finalize(self, self._worker.release)
 
     def __repr__(self) -> str:
@@ -246,7 +256,7 @@ def open_sqlite_store(url: str, **options: Any) -> SQLiteStore:
     merged: dict[str, Any] = {**parsed.session_options, **parsed.table_options, **options}
     tables = {
         name: merged.pop(name)
-        for name in ("sessions_table", "messages_table", "read_only")
+        for name in ("sessions_table", "messages_table", "read_only", "busy_timeout")
         if name in merged
     }
     unknown = sorted(set(merged) - SessionOptions.names())
