@@ -28,7 +28,14 @@ from ..migration import PlannedSession, SourceLayout, open_source
 from ..records import SessionRecord, export_session, import_session
 from ..store import SessionStore, open_store
 from ..urls import mask_url
-from .context import CommandError, Context, UsageError, store_time_budget
+from .context import (
+    CommandError,
+    Context,
+    UsageError,
+    read_only_options,
+    sqlite_file,
+    store_time_budget,
+)
 from .failures import Scrubber, describe, is_operational
 from .progress import open_progress
 
@@ -85,6 +92,7 @@ class Migration:
         self.dst_shown = mask_url(dst_url)
         self.scrub = scrub
         self.tally = MigrationTally()
+        self.dry_run = False
 
     def warn(self, text: str) -> None:
         sys.stdout.flush()  # keep the order of both streams when they go to one place
@@ -107,7 +115,9 @@ class Migration:
         planned = await self._guard("source", self.source.plan())
         # The destination must work before anything is copied (a real query: its error says
         # why). After the source: a missing source must not leave a new, empty SQLite file.
-        await self._guard("destination", self.destination.count_sessions())
+        dst_file = sqlite_file(self.destination)
+        if dst_file is None or await asyncio.to_thread(dst_file.exists) or not self.dry_run:
+            await self._guard("destination", self.destination.count_sessions())
         # Least recently updated first: the copies' update times come out in nearly the same
         # order (they are the times of the copies, whose milliseconds may tie).
         planned.sort(key=lambda p: (p.updated, p.session_id))
@@ -210,11 +220,15 @@ async def run_migrate(ctx: Context, args: argparse.Namespace) -> int:
     scrub = Scrubber(args.src_url, args.dst_url)
     source = open_source(args.from_layout, args.src_url)
     try:
-        destination = open_store(args.dst_url, **store_time_budget(args.dst_url, ctx.timeout))
+        options = store_time_budget(args.dst_url, ctx.timeout)
+        if args.dry_run:  # nothing is written, not even a new SQLite file
+            options.update(read_only_options(args.dst_url))
+        destination = open_store(args.dst_url, **options)
     except BaseException:
         await source.close()
         raise
     migration = Migration(source, destination, args.dst_url, scrub)
+    migration.dry_run = args.dry_run
     tally = migration.tally
     try:
         verb = "Would migrate" if args.dry_run else "Migrating"
