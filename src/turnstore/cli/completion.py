@@ -89,7 +89,7 @@ def bash_script(parser: argparse.ArgumentParser) -> str:
     )
     return (
         _BASH.replace("__COMMANDS__", " ".join(visible))
-        .replace("__GLOBAL__", " ".join([*_options(parser), "--help", "--version"]))
+        .replace("__GLOBAL__", " ".join(_options(parser)))
         .replace("__LAYOUTS__", layouts)
         .replace("__ID_COMMANDS__", "|".join(ID_COMMANDS))
         .replace("__CASES__", cases)

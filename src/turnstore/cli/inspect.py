@@ -220,11 +220,15 @@ async def follow(ctx: Context, session_id: str, seen: int, *, cut: bool) -> None
             seen = info.item_count
         elif info.item_count > seen:
             new = await _items(ctx.store, session_id, info.item_count - seen)
+            if not new:
+                continue
             seen = info.item_count
             if ctx.json:
                 for item in new:
                     out.line(json.dumps(item, ensure_ascii=False))
             else:
+                if isinstance(new[0], dict) and new[0].get("role") == "user":
+                    out.line()  # a new turn, set apart as in the conversation above
                 out.lines(conversation_lines(new, out, cut=cut))
             delay = FOLLOW_FASTEST
         out.flush()
