@@ -190,11 +190,7 @@ class SQLiteSession(BaseSession):
                 state = schema.live_state(conn, sid, now)
                 if state is None:
                     return [], 0
-                if count is None:
-                    raws: list[RawItem] = [r for (r,) in conn.execute(schema.select_all, (sid,))]
-                else:
-                    raws = [r for (r,) in conn.execute(schema.select_tail, (sid, count))]
-                    raws.reverse()
+                raws: list[RawItem] = list(schema.read_items(conn, sid, count))
                 if refresh:
                     assert ttl_ms is not None
                     schema.set_expiry(conn, sid, now + ttl_ms)
@@ -217,7 +213,7 @@ class SQLiteSession(BaseSession):
                 schema.record_token(conn, sid, token, now, now + token_ttl_ms)
                 schema.insert_messages(conn, sid, encoded)
                 if max_items is not None:
-                    conn.execute(schema.trim, (sid, max_items))
+                    schema.trim(conn, sid, max_items)
                 return True
 
         return await self._run(job)
@@ -232,7 +228,7 @@ class SQLiteSession(BaseSession):
                 state = schema.live_state(conn, sid, now)
                 if state is None:
                     return None
-                cursor = conn.execute(schema.select_newest_first, (sid,))
+                cursor = schema.newest_first(conn, sid)
                 offset = 0
                 try:
                     while rows := cursor.fetchmany(_POP_BATCH):
@@ -246,7 +242,7 @@ class SQLiteSession(BaseSession):
                                     continue  # left in place for inspection
                                 return PopResult(raw=raw, position=position, corrupt=True)
                             cursor.close()
-                            conn.execute(schema.delete_message, (row_id,))
+                            schema.delete_message(conn, row_id)
                             schema.mark_written(conn, sid, now, ttl_ms)
                             return PopResult(raw=raw, position=position)
                 finally:
@@ -279,12 +275,12 @@ class SQLiteSession(BaseSession):
                 now = now_ms()
                 schema.prepare_write(conn, sid, now)
                 schema.mark_written(conn, sid, now, ttl_ms)
-                conn.execute(schema.delete_messages, (sid,))
+                schema.delete_messages(conn, sid)
                 if pairs is not None:
                     schema.replace_metadata(conn, sid, pairs)
                 schema.insert_messages(conn, sid, encoded)
                 if max_items is not None:
-                    conn.execute(schema.trim, (sid, max_items))
+                    schema.trim(conn, sid, max_items)
                 if times is not None:
                     schema.set_times(conn, sid, *times)
 
@@ -297,7 +293,7 @@ class SQLiteSession(BaseSession):
             with transaction(conn, write=False):
                 if schema.live_state(conn, sid, now_ms()) is None:
                     return None
-                raws: list[RawItem] = [r for (r,) in conn.execute(schema.select_all, (sid,))]
+                raws: list[RawItem] = list(schema.read_items(conn, sid))
                 return Snapshot(raws=raws, metadata=schema.metadata(conn, sid))
 
         return await self._run(job)
@@ -321,10 +317,7 @@ class SQLiteSession(BaseSession):
                 if schema.prepare_write(conn, sid, now) is None and not set_pairs:
                     return  # removing keys from an absent session creates nothing
                 schema.mark_written(conn, sid, now, ttl_ms)
-                conn.executemany(
-                    schema.set_metadata, ((sid, key, value) for key, value in set_pairs.items())
-                )
-                conn.executemany(schema.delete_metadata_key, ((sid, key) for key in remove))
+                schema.update_metadata(conn, sid, set_pairs, remove)
 
         await self._run(job)
 

@@ -21,15 +21,12 @@ from .connection import (
     parse_sqlite_url,
     transaction,
 )
-from .schema import Schema, StateRow
+from .schema import Schema
 from .session import SQLiteSession
 
 __all__ = ["SQLiteStore", "open_sqlite_store"]
 
 T = TypeVar("T")
-
-# Bound parameters per statement when fetching a page's metadata (SQLite allows 32766).
-_IN_CHUNK = 500
 
 
 class SQLiteStore(BaseStore):
@@ -136,45 +133,11 @@ class SQLiteStore(BaseStore):
         wanted = self._check_page_args(limit, metadata)
         after = decode_cursor(cursor) if cursor is not None else None
         schema = self._schema
-        st, md = schema.state_table, schema.metadata_table
-
-        where = [schema.live]
-        params: dict[str, Any] = {"now": 0, "limit": limit + 1}
-        if after is not None:
-            where.append("(updated_ms, session_id) < (:after_ms, :after_id)")
-            params["after_ms"], params["after_id"] = after
-        for index, (key, value) in enumerate(wanted.items()):
-            where.append(
-                f"EXISTS (SELECT 1 FROM {md} WHERE {md}.session_id = {st}.session_id "
-                f"AND key = :key{index} AND value = :value{index})"
-            )
-            params[f"key{index}"], params[f"value{index}"] = key, value
-        query = (
-            f"SELECT session_id, created_ms, updated_ms, expires_ms, item_count FROM {st} "
-            f"WHERE {' AND '.join(where)} "
-            "ORDER BY updated_ms DESC, session_id DESC LIMIT :limit"
-        )
 
         def job(conn: sqlite3.Connection) -> SessionPage:
             with transaction(conn, write=False):
-                params["now"] = now_ms()
-                rows = conn.execute(query, params).fetchall()
-                page, more = rows[:limit], len(rows) > limit
-                ids = [row[0] for row in page]
-                found: dict[str, dict[str, str]] = {sid: {} for sid in ids}
-                for start in range(0, len(ids), _IN_CHUNK):
-                    chunk = ids[start : start + _IN_CHUNK]
-                    marks = ", ".join("?" * len(chunk))
-                    for sid, key, value in conn.execute(
-                        f"SELECT session_id, key, value FROM {md} WHERE session_id IN ({marks})",
-                        chunk,
-                    ):
-                        found[sid][key] = value
-            sessions = [
-                schema.session_info(row[0], StateRow(*row[1:]), found[row[0]]) for row in page
-            ]
-            last = page[-1] if page else None
-            next_cursor = encode_cursor(last[2], last[0]) if more and last else None
+                sessions, last = schema.list_page(conn, now_ms(), limit, after, wanted)
+            next_cursor = encode_cursor(*last) if last is not None else None
             return SessionPage(sessions=sessions, next_cursor=next_cursor)
 
         return await self._run(job)
@@ -184,8 +147,7 @@ class SQLiteStore(BaseStore):
         schema = self._schema
 
         def job(conn: sqlite3.Connection) -> int:
-            row = conn.execute(schema.count_live, {"now": now_ms()}).fetchone()
-            return int(row[0])
+            return schema.count_live(conn, now_ms())
 
         return await self._run(job)
 
@@ -207,7 +169,7 @@ class SQLiteStore(BaseStore):
         schema = self._schema
 
         def job(conn: sqlite3.Connection) -> int:
-            return len(conn.execute(schema.select_expired, (now_ms(),)).fetchall())
+            return len(schema.expired_ids(conn, now_ms()))
 
         return await self._run(job)
 
@@ -221,11 +183,10 @@ class SQLiteStore(BaseStore):
         def job(conn: sqlite3.Connection) -> int:
             with transaction(conn, write=True):
                 now = now_ms()
-                expired = [sid for (sid,) in conn.execute(schema.select_expired, (now,))]
+                expired = schema.expired_ids(conn, now)
                 for sid in expired:
                     schema.delete_session_rows(conn, sid)
-                conn.execute(schema.prune_all_tokens, (now,))
-                conn.execute(schema.prune_all_locks, (now,))
+                schema.prune_lapsed(conn, now)
                 return len(expired)
 
         return await self._run(job)
