@@ -21,8 +21,8 @@ moves `updated_ms`, every inserted or deleted message moves `item_count`, and a 
 session row takes its state and metadata with it (not its lock, which a holder may keep
 across a clear, nor its batch tokens, which must outlive a clear until their own deadline).
 Sessions that existed before the triggers did are backfilled from `created_at` and
-`updated_at` when the schema is installed (ddl.py). So counting, listing and inspecting a session read
-one indexed row, never the messages.
+`updated_at` when the schema is installed (ddl.py). So counting, listing and inspecting a
+session read one indexed row, never the messages.
 """
 
 from __future__ import annotations
