@@ -95,3 +95,9 @@ def test_reading_our_own_file_leaves_it_unchanged(tmp_path: Path, args: list[str
     result = run_cli("--url", sqlite_url_for(path), *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert database_digest(path) == before
+
+
+def test_list_of_an_in_memory_store_is_empty(tmp_path: Path) -> None:
+    result = run_cli("--url", "sqlite://", "list", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "No sessions in sqlite://.\n"

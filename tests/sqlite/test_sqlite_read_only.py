@@ -186,3 +186,9 @@ async def test_a_store_on_a_missing_directory_names_it_on_first_use(tmp_path: Pa
     async with SQLiteStore(str(path)) as store:
         with pytest.raises(BackendError, match=str(path)):
             await store.count_sessions()
+
+
+async def test_a_read_only_in_memory_store_is_simply_empty() -> None:
+    async with SQLiteStore(":memory:", read_only=True) as store:
+        assert (await store.list_sessions()).sessions == []
+        assert await store.count_sessions() == 0

@@ -138,6 +138,8 @@ def open_connection(
     `read_only=True` changes nothing in the file: no WAL switch, no schema; the side tables
     a file lacks (one the SDK wrote) are stood in for by temporary views over its tables.
     """
+    # An in-memory database is this connection's own: there is no file to protect.
+    read_only = read_only and not is_memory_path(path)
     conn = _connect(path, read_only=read_only, busy_timeout=busy_timeout)
     try:
         if read_only:
