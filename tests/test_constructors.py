@@ -44,7 +44,7 @@ BACKEND_KEYWORDS: dict[Any, set[str]] = {
         "owns_connection",
         "store",
     },
-    SQLiteStore: {"db_path", "sessions_table", "messages_table"},
+    SQLiteStore: {"db_path", "sessions_table", "messages_table", "read_only", "busy_timeout"},
     MemorySession: {"session_id", "connection", "owns_connection"},
     MemoryStore: {"name", "index_metadata"},
 }

@@ -11,9 +11,10 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Generator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from agents.memory.session_settings import SessionSettings, coerce_session_settings
+if TYPE_CHECKING:
+    from agents.memory.session_settings import SessionSettings
 
 from .backend import (
     AUTO_TOKEN_TTL_MS,
@@ -46,6 +47,10 @@ class _Done:
         yield  # pragma: no cover - makes this a generator
 
 
+#: `session_settings` not given: `SessionSettings()`, made when first read (its limit is None).
+_DEFAULT_SETTINGS: Any = object()
+
+
 class BaseSession(ABC):
     """A conversation session (structural `agents.memory.Session`) over some storage."""
 
@@ -53,18 +58,34 @@ class BaseSession(ABC):
     kind: ClassVar[str] = "Session"
 
     session_id: str
-    session_settings: SessionSettings | None
 
     def __init__(self, session_id: str, options: SessionOptions) -> None:
         self.session_id = validate_session_id(session_id)
         self._options = options
         settings = options.session_settings
         # As the SDK's own sessions do: omitted gives SessionSettings(), a mapping is coerced
-        # (an unknown field raises the SDK's TypeError).
-        self.session_settings = (
-            coerce_session_settings(settings) if settings is not None else SessionSettings()
-        )
+        # (an unknown field raises the SDK's TypeError). The default is made on first use, so
+        # code that never looks at it (the CLI) never imports the SDK.
+        self._session_settings: Any = _DEFAULT_SETTINGS
+        if settings is not None:
+            from agents.memory.session_settings import coerce_session_settings
+
+            self._session_settings = coerce_session_settings(settings)
         self._closed = False
+
+    @property
+    def session_settings(self) -> SessionSettings | None:
+        """As in the SDK's sessions: `SessionSettings()` unless given."""
+        if self._session_settings is _DEFAULT_SETTINGS:
+            from agents.memory.session_settings import SessionSettings
+
+            self._session_settings = SessionSettings()
+        settings: SessionSettings | None = self._session_settings
+        return settings
+
+    @session_settings.setter
+    def session_settings(self, value: SessionSettings | None) -> None:
+        self._session_settings = value
 
     # -- options ---------------------------------------------------------------------------
 
@@ -193,8 +214,9 @@ class BaseSession(ABC):
         raise `CorruptItemError`, as `on_corrupt` says.
         """
         self._check_open()
-        if limit is None and self.session_settings is not None:
-            limit = self.session_settings.limit
+        settings = self._session_settings
+        if limit is None and settings is not None and settings is not _DEFAULT_SETTINGS:
+            limit = settings.limit
         if limit is not None:
             if isinstance(limit, bool) or not isinstance(limit, int):
                 raise ConfigurationError(f"limit must be an int or None, not {limit!r}")

@@ -14,6 +14,7 @@ import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from importlib.metadata import EntryPoint, entry_points
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -62,6 +63,14 @@ class SessionStore(Protocol):
 
     async def delete_session(self, session_id: str) -> bool: ...
 
+    async def delete_sessions(
+        self,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        updated_before: datetime | None = None,
+        dry_run: bool = False,
+    ) -> int: ...
+
     async def purge_expired(self) -> int: ...
 
     async def ping(self) -> bool: ...
@@ -101,6 +110,48 @@ class BaseStore(ABC):
             wanted[key] = value
         return wanted
 
+    async def delete_sessions(
+        self,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        updated_before: datetime | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete every live session matching all the given conditions; returns how many.
+
+        `metadata` keeps sessions having every given pair; `updated_before` (timezone-aware)
+        those last updated before it. At least one condition is required
+        (`ConfigurationError`), so an empty call never empties a store. `dry_run=True` only
+        counts. A session written again while this runs may or may not be deleted.
+        """
+        wanted = _deletion_filters(metadata, updated_before)
+        matching = await self._matching_sessions(wanted, updated_before)
+        if dry_run:
+            return len(matching)
+        deleted = 0
+        for session_id in matching:
+            if await self.delete_session(session_id):  # type: ignore[attr-defined]
+                deleted += 1
+        return deleted
+
+    async def _matching_sessions(
+        self, metadata: dict[str, str], updated_before: datetime | None
+    ) -> list[str]:
+        # Every match is found before anything is deleted: a page cursor never points at a
+        # session that this call removed meanwhile.
+        found: list[str] = []
+        cursor: str | None = None
+        while True:
+            page = await self.list_sessions(  # type: ignore[attr-defined]
+                limit=_DELETE_PAGE, cursor=cursor, metadata=metadata or None
+            )
+            for info in page.sessions:
+                if updated_before is None or info.updated_at < updated_before:
+                    found.append(info.session_id)
+            cursor = page.next_cursor
+            if cursor is None:
+                return found
+
     @abstractmethod
     async def storage_close(self) -> None:
         """Close what the store owns."""
@@ -123,6 +174,29 @@ class BaseStore(ABC):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+#: Sessions listed per page while `delete_sessions` looks for matches.
+_DELETE_PAGE = 500
+
+
+def _deletion_filters(
+    metadata: Mapping[str, str] | None, updated_before: datetime | None
+) -> dict[str, str]:
+    """The checked metadata filter of `delete_sessions`; at least one condition required."""
+    if updated_before is not None and (
+        not isinstance(updated_before, datetime) or updated_before.tzinfo is None
+    ):
+        raise ConfigurationError(
+            f"updated_before must be a timezone-aware datetime, not {updated_before!r}"
+        )
+    wanted = BaseStore._check_page_args(1, metadata)
+    if not wanted and updated_before is None:
+        raise ConfigurationError(
+            "delete_sessions needs a condition (metadata or updated_before); "
+            "it never deletes every session"
+        )
+    return wanted
 
 
 def encode_cursor(updated_ms: int, session_id: str) -> str:

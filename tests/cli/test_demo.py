@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections.abc import Iterator
@@ -112,3 +113,23 @@ def test_demo_refuses_an_in_memory_store_as_a_usage_error(tmp_path: Path) -> Non
     assert result.returncode == 2
     assert "in-memory" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_demo_run_twice_on_one_session_remembers_both_runs(
+    backend: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    url = (
+        sqlite_url_for(tmp_path / "twice.db")
+        if backend == "sqlite"
+        else f"{redis_server.url}?key_prefix=cli-twice-{tmp_path.name[-12:]}"
+    )
+    first = run_cli("--url", url, "demo", "--session", "again", cwd=tmp_path)
+    second = run_cli("--url", url, "demo", "--session", "again", "--json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    report = json.loads(second.stdout)
+    assert report["remembered"] is True
+    assert report["seen_by_second"] == report["stored_by_first"] == 18
+    assert report["item_count"] == 20
+    assert "Paris (22 °C and sunny), Tokyo" in report["answer"]

@@ -61,6 +61,9 @@ def test_unopenable_sqlite_file_exits_1_without_traceback(tmp_path: Path) -> Non
     url = f"sqlite:///{tmp_path}/no/such/dir/x.db"
     result = run_cli("--url", url, "demo", cwd=tmp_path)
     assert result.returncode == 1
-    assert "unable to open database file" in result.stderr
+    assert result.stderr == (
+        f"turnstore: error: cannot create {tmp_path}/no/such/dir/x.db: "
+        f"the directory {tmp_path}/no/such/dir does not exist\n"
+    )
     assert "Traceback" not in result.stderr
     assert result.stdout == ""

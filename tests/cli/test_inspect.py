@@ -40,11 +40,13 @@ def test_list_shows_a_table_newest_first(store_url: str, tmp_path: Path) -> None
     assert re.search(r"^newest\s+6\s+(just now|\d+ s ago)\s.*\snever\s+user_id=u1$", newest_row)
 
 
-def test_list_json_is_an_array_of_session_objects(store_url: str, tmp_path: Path) -> None:
+def test_list_json_is_an_object_of_sessions_and_a_cursor(store_url: str, tmp_path: Path) -> None:
     seed_three(store_url)
     result = run_cli("--url", store_url, "list", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    sessions = json.loads(result.stdout)
+    listing = json.loads(result.stdout)
+    assert listing["next_cursor"] is None
+    sessions = listing["sessions"]
     assert [s["session_id"] for s in sessions] == ["newest", "middle", "oldest"]
     middle = sessions[1]
     assert set(middle) == {
@@ -67,7 +69,8 @@ def test_list_meta_keeps_sessions_with_every_pair(redis_url: str, tmp_path: Path
     seed_three(redis_url)
     result = run_cli("--url", redis_url, "list", "--meta", "user_id=u1", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert [s["session_id"] for s in json.loads(result.stdout)] == ["newest", "oldest"]
+    listed = json.loads(result.stdout)["sessions"]
+    assert [s["session_id"] for s in listed] == ["newest", "oldest"]
 
 
 def test_list_limit_shows_the_newest_and_says_more_exist(redis_url: str, tmp_path: Path) -> None:
@@ -75,7 +78,9 @@ def test_list_limit_shows_the_newest_and_says_more_exist(redis_url: str, tmp_pat
     result = run_cli("--url", redis_url, "list", "--limit", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert table_ids(result.stdout, IDS) == ["newest", "middle"]
-    assert "raise --limit" in result.stdout
+    assert re.search(
+        r"more match\. Next page: turnstore --url .* list --limit 2 --cursor ", result.stdout
+    )
 
 
 def test_list_shows_the_expiry_of_sessions_with_a_ttl(redis_url: str, tmp_path: Path) -> None:

@@ -404,7 +404,7 @@ def test_neither_url_shows_its_password(redis_with_password: RedisServer, tmp_pa
     )
     assert refused.returncode == 1
     assert refused.stderr.startswith(
-        f"turnstore: error: destination redis://:***@127.0.0.1:{port}/0?key_prefix=pw-dst: "
+        f"turnstore: error: destination: redis://:***@127.0.0.1:{port}/0?key_prefix=pw-dst: "
     )
     for result in (ok, refused):
         assert PASSWORD not in result.stdout + result.stderr
@@ -427,7 +427,8 @@ def test_usage_errors_exit_2_and_a_missing_source_exits_1(tmp_path: Path) -> Non
     assert "openai-agents-redis reads a Redis URL" in runs["mismatch"].stderr
     assert runs["missing"].returncode == 1
     assert runs["missing"].stderr == (
-        f"turnstore: error: {tmp_path / 'absent.db'} does not exist\n"
+        f"turnstore: error: source: cannot open the SQLite database {tmp_path / 'absent.db'}: "
+        "it does not exist\n"
     )
     assert not (tmp_path / "target.db").exists()
 
@@ -436,7 +437,7 @@ def test_help_documents_the_layouts(capsys: pytest.CaptureFixture[str]) -> None:
     # In-process: the parser answers --help before anything else runs.
     assert main(["migrate", "--help"]) == 0
     shown = capsys.readouterr().out
-    assert shown.startswith("usage: turnstore migrate [-h] [--from-layout LAYOUT]")
+    assert shown.startswith("usage: turnstore migrate [-h] [--url URL] [--timeout S] [--json]")
     for documented in (
         "agent_sessions and agent_messages",
         "{key_prefix}:{id}:messages",

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from turnstore.cli.app import Scrubber
+from turnstore.cli.failures import Scrubber
 from turnstore.cli.render import Output, conversation_lines, relative_time
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)

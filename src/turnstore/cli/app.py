@@ -1,34 +1,35 @@
-"""The command line: argument parsing, dispatch, and exit codes.
+"""The command line: argument parsing, dispatch, the time budget, and exit codes.
 
-Exit codes: 0 success; 1 operational error (the store failed or a session is missing: one
-message on stderr, no traceback); 2 usage error (bad arguments, URL or option). A password in
-the store URL never reaches stdout or stderr: messages go through `Scrubber` first.
+Exit codes: 0 success; 1 operational error (the store failed, a session is missing, or the
+command ran out of time: one message on stderr, no traceback); 2 usage error (bad arguments,
+URL or option). A password in a store URL never reaches stdout or stderr: messages go
+through `Scrubber` first. Nothing here imports the SDK or a backend: a command module is
+imported when its command runs, and a backend when its URL is opened.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import difflib
 import importlib
 import os
-import sqlite3
+import re
 import sys
 import textwrap
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TextIO
-from urllib.parse import parse_qsl, unquote, urlsplit
-
-from redis.exceptions import RedisClusterException, RedisError
+from typing import NoReturn, TextIO
 
 from .. import __version__
-from ..errors import ConfigurationError, SessionError
+from ..errors import ConfigurationError
 from ..store import DEFAULT_URL
-from ..urls import mask_url
-from .context import CommandError, Context, UsageError
+from .context import DEFAULT_TIMEOUT, CommandError, Context, UsageError
+from .failures import Scrubber, describe, is_operational
 from .render import Output
 
-__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "Scrubber", "build_parser", "main"]
+__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -37,67 +38,20 @@ PROG = "turnstore"
 #: Width of hand-wrapped help text.
 HELP_WIDTH = 88
 URL_ENV = "TURNSTORE_URL"
+#: Seconds a stopped command gets to unwind (and the store to close) before the process ends.
+GRACE = 2.0
+#: Layouts `migrate --from-layout` reads (the readers are in turnstore.migration).
+LAYOUTS = ("own", "sdk", "openai-agents-redis")
 
 Handler = Callable[[Context, argparse.Namespace], Awaitable[int]]
-
-#: Failures of the store or its connection: reported in one line, exit 1.
-OPERATIONAL_ERRORS: tuple[type[BaseException], ...] = (
-    SessionError,
-    RedisError,
-    RedisClusterException,  # not a RedisError in redis-py
-    OSError,
-    sqlite3.Error,
-    asyncio.TimeoutError,  # not an OSError before Python 3.11
-)
-
-
-class Scrubber:
-    """Removes the secrets of a store URL from text that is about to be printed."""
-
-    def __init__(self, url: str, *more_urls: str) -> None:
-        self.url = url
-        self.urls = [url, *more_urls]
-        found = {secret for each in self.urls for secret in _url_secrets(each)}
-        # Longest first, so that a secret containing another is replaced whole.
-        self.secrets = sorted(found, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for url in self.urls:
-            text = text.replace(url, mask_url(url))
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
-
-
-def _url_secrets(url: str) -> list[str]:
-    """The password (raw and percent-decoded) and any secret query parameter of `url`."""
-    found: set[str] = set()
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        parts = None
-    userinfo, at, _ = (parts.netloc if parts else url).rpartition("@")
-    if at and ":" in userinfo:
-        found.add(userinfo.partition(":")[2])
-    for name, value in parse_qsl(parts.query if parts else "", keep_blank_values=True):
-        if any(word in name.lower() for word in ("password", "secret", "token")):
-            found.add(value)
-    found |= {unquote(secret) for secret in found}
-    # Longest first, so that a secret containing another is replaced whole.
-    return sorted((s for s in found if s), key=len, reverse=True)
-
-
-# -- the parser ------------------------------------------------------------------------------
-
-#: Source layouts of `migrate` (readers in layouts.py, loaded only by `migrate`).
-LAYOUTS = ("own", "sdk", "openai-agents-redis")
 
 MIGRATE_EPILOG = """\
 source layouts (--from-layout):
   own                  this package's own layout, at any store URL (the default)
   sdk                  what the Agents SDK's own sessions wrote:
                          sqlite:///path.db  tables agent_sessions and agent_messages of
-                           SQLiteSession, read directly and read-only
+                           SQLiteSession, opened read-only; metadata and expiry times too
+                           when this package also wrote to the file
                            (?sessions_table=...&messages_table=... if it used others)
                          redis://..., redis+cluster://..., redis+sentinel://...
                            keys of agents.extensions.memory.RedisSession: hash
@@ -107,24 +61,82 @@ source layouts (--from-layout):
                        (session_id, created_at, updated_at) and list agent_messages:{id} of
                        JSON strings, found with SCAN (?session_prefix=...&messages_prefix=...
                        if it used others)
-  Keys are found with SCAN, never KEYS; on Redis Cluster every primary is scanned.
+  Keys are found with SCAN, never KEYS; on Redis Cluster every primary is scanned. Other
+  fields of a Redis session hash are carried as metadata.
 
-A source item that cannot be decoded is reported (session and position) and counted; it
-stays in the source and the rest of its session is copied. Sessions keep their metadata
-and their creation, update and expiry times. They are copied the least recently updated
-first.
+A source item that cannot be decoded, or a part of a session that cannot be carried, is
+reported (session and what) and counted; it stays in the source and the rest of its session
+is copied. Sessions keep their metadata and their creation, update and expiry times. They
+are copied the least recently updated first.
 
 examples:
   turnstore migrate sqlite:///turnstore.db redis://localhost:6379/0
   turnstore migrate --from-layout sdk sqlite:///conversations.db redis://localhost:6379/0
-  turnstore migrate --from-layout sdk 'redis://old:6379/0?key_prefix=agents:session' \\
-      redis+cluster://node1:7000,node2:7000
+  turnstore migrate --dry-run --from-layout sdk sqlite:///conversations.db redis://localhost:6379/0
   turnstore migrate --from-layout openai-agents-redis redis://old:6379/0 \\
       redis://new:6379/0
 
-exit codes: 0 every session copied and verified; 1 a corrupt source item, a failed or
-mismatched session, or an operational error; 2 usage error; 130 interrupted (rerun the
-same command to resume)"""
+exit codes: 0 every session copied and verified; 1 a corrupt source item, a session not
+copied whole or failing verification, or an operational error; 2 usage error; 130
+interrupted (rerun the same command to resume)"""
+
+
+# -- a parser that helps -----------------------------------------------------------------------
+
+
+def _suggestion(word: str, candidates: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+_INVALID_CHOICE = re.compile(
+    r"argument (?P<arg>[^:]+): invalid choice: (?P<q>['\"]?)(?P<word>.*?)(?P=q) \(choose from"
+)
+
+
+class ForgivingParser(argparse.ArgumentParser):
+    """argparse, answering a mistake with this command's usage and a "did you mean"."""
+
+    #: The commands listed in the help (hidden ones are not suggested either).
+    visible_commands: tuple[str, ...] = ()
+
+    def error(self, message: str) -> NoReturn:
+        found = _INVALID_CHOICE.match(message)
+        if found is not None and found["arg"] == "COMMAND":
+            word = found["word"]
+            message = (
+                f"unknown command {word!r}{_suggestion(word, self.visible_commands)} "
+                f"(commands: {', '.join(self.visible_commands)})"
+            )
+        elif found is not None:
+            arg = found["arg"]
+            action = next(
+                (
+                    a
+                    for a in self._actions
+                    if arg in ("/".join(a.option_strings), a.metavar, a.dest)
+                ),
+                None,
+            )
+            choices = [str(c) for c in (action.choices or ())] if action else []
+            if choices:
+                message = (
+                    f"argument {found['arg']}: invalid choice: {found['word']!r}"
+                    f"{_suggestion(found['word'], choices)} (choose from {', '.join(choices)})"
+                )
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+    def unknown_options(self, extras: Sequence[str]) -> NoReturn:
+        """Refuse arguments this command does not take, suggesting the closest option."""
+        options = [s for action in self._actions for s in action.option_strings]
+        hint = ""
+        for extra in extras:
+            if extra.startswith("-"):
+                hint = _suggestion(extra.split("=", 1)[0], options)
+                if hint:
+                    break
+        self.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
 
 
 def _positive_int(text: str) -> int:
@@ -137,6 +149,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
+
+
 def _meta_pair(text: str) -> tuple[str, str]:
     key, eq, value = text.partition("=")
     if not eq or not key:
@@ -144,21 +166,57 @@ def _meta_pair(text: str) -> tuple[str, str]:
     return key, value
 
 
-def _url_option(parser: argparse.ArgumentParser, *, default: object) -> None:
+_AGE_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _age(text: str) -> float:
+    """`30d`, `12h`, `90m`, `45s`, `2w` as seconds."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*", text)
+    if found is None:
+        raise argparse.ArgumentTypeError(
+            f"expected an age like 30d, 12h, 90m, 45s or 2w, not {text!r}"
+        )
+    return float(found[1]) * _AGE_UNITS[found[2]]
+
+
+def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """`--url`, `--timeout` and `--json`, before the command or after it.
+
+    After the command they default to SUPPRESS, which keeps a value given before it.
+    """
+
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
     parser.add_argument(
         "--url",
         metavar="URL",
-        default=default,
+        default=default(None),
         help=f"store URL (default: ${URL_ENV}, else {DEFAULT_URL})",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="S",
+        default=default(DEFAULT_TIMEOUT),
+        help=(
+            f"give up after S seconds without an answer or progress (default: {DEFAULT_TIMEOUT:g})"
+        ),
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="print JSON (the shape of each command is in docs/cli.md)",
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> ForgivingParser:
+    parser = ForgivingParser(
         prog=PROG,
         description=textwrap.fill(
             "Run the demo; list, show, export, import, migrate, delete and purge the sessions "
-            "of an turnstore store.",
+            "of a turnstore store.",
             HELP_WIDTH,
         ),
         epilog=(
@@ -166,19 +224,21 @@ def build_parser() -> argparse.ArgumentParser:
             f"  {PROG} demo\n"
             f"  {PROG} list --meta user_id=u1\n"
             f"  {PROG} --url redis://localhost:6379/0 show SESSION_ID --last 20\n"
+            f"  {PROG} delete --older-than 30d --dry-run\n"
             f"  {PROG} export -o sessions.jsonl\n"
             f"  {PROG} migrate --from-layout sdk sqlite:///conversations.db "
             "redis://localhost:6379/0\n"
+            f"  source <({PROG} completion bash)\n"
             "\n"
             "exit codes: 0 success, 1 operational error, 2 usage error"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _url_option(parser, default=None)
+    _global_options(parser, top=True)
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    visible: list[str] = []
 
-    # `--url` is accepted after the command too; SUPPRESS keeps the global value otherwise.
     def command(
         name: str,
         handler: str,
@@ -187,12 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
         *,
         epilog: str | None = None,
         opens_store: bool = True,
+        read_only: bool = False,
     ) -> argparse.ArgumentParser:
         if summary is None:  # added without `help`, a command is left out of the listing
             sub = commands.add_parser(name)
-        elif epilog is None:
-            sub = commands.add_parser(name, help=summary, description=description or summary)
-        else:  # an epilog laid out by hand: keep its lines, wrap the description here
+        else:
+            visible.append(name)
             sub = commands.add_parser(
                 name,
                 help=summary,
@@ -200,9 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
                 epilog=epilog,
                 formatter_class=argparse.RawDescriptionHelpFormatter,
             )
-        if opens_store:
-            _url_option(sub, default=argparse.SUPPRESS)
-        sub.set_defaults(handler=handler, opens_store=opens_store)
+        _global_options(sub, top=False)
+        sub.set_defaults(handler=handler, opens_store=opens_store, read_only=read_only)
         return sub
 
     demo = command(
@@ -212,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
         (
             "Run a weather agent through agents.Runner with the SDK's scripted model (no API "
             "key, no network), then a second process that resumes the same session and "
-            "shows that its model saw the first run's history. Prints the conversation."
+            "shows that its model saw the whole history. Prints the conversation. Running it "
+            "again with the same --session continues that conversation."
         ),
     )
     demo.add_argument("--session", metavar="ID", help="session id to use (default: demo-<random>)")
@@ -221,14 +281,18 @@ def build_parser() -> argparse.ArgumentParser:
         "list",
         "inspect:run_list",
         "list sessions, most recently updated first",
-        "List sessions, most recently updated first, with their size, times and metadata.",
+        (
+            "List sessions, most recently updated first, with their size, times and metadata. "
+            "A page ends with the cursor of the next one; --all lists every page."
+        ),
+        read_only=True,
     )
     listing.add_argument(
         "--limit",
         type=_positive_int,
         default=50,
         metavar="N",
-        help="show at most N sessions (default: 50)",
+        help="show at most N sessions per page (default: 50)",
     )
     listing.add_argument(
         "--meta",
@@ -237,17 +301,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="only sessions whose metadata has this pair (repeatable; all must match)",
     )
-    listing.add_argument("--json", action="store_true", help="print a JSON array")
+    pages = listing.add_mutually_exclusive_group()
+    pages.add_argument("--cursor", metavar="C", help="the page after cursor C (as printed)")
+    pages.add_argument("--all", action="store_true", help="every session, page after page")
 
     show = command(
         "show",
         "inspect:run_show",
         "print a session's conversation",
-        "Print a session's conversation: user, assistant, tool calls and outputs.",
+        (
+            "Print a session's conversation: user, assistant, tool calls and outputs. Long "
+            "texts and tool outputs are cut (the cut size is shown) unless --full. --follow "
+            "keeps printing new items as they arrive, until Ctrl-C."
+        ),
+        read_only=True,
     )
     show.add_argument("session_id", metavar="ID", help="the session to show")
     show.add_argument("--last", type=_positive_int, metavar="N", help="only the newest N items")
-    show.add_argument("--json", action="store_true", help="print the items as a JSON array")
+    show.add_argument("--full", action="store_true", help="never cut long texts")
+    show.add_argument(
+        "--follow", "-f", action="store_true", help="print new items as they arrive (Ctrl-C ends)"
+    )
 
     export = command(
         "export",
@@ -258,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
             "updated_at, expires_at (ISO 8601, UTC), metadata and items. Without IDs every "
             "session is written, the least recently updated first."
         ),
+        read_only=True,
     )
     export.add_argument("session_ids", nargs="*", metavar="ID", help="sessions to export")
     export.add_argument(
@@ -277,8 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
             "the same items and metadata is left alone, one that differs is replaced, so "
             "importing a file twice changes nothing. A malformed line is refused (its line "
             "number on stderr) and nothing of it is written; the other lines are imported "
-            "and the exit code is 1. A session keeps its expires_at; creation and update "
-            "times become those of the import."
+            "and the exit code is 1. A session keeps its times and its expires_at."
         ),
     )
     import_.add_argument("file", metavar="FILE", help="the file to read; - for standard input")
@@ -293,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
             "in one atomic step, then read back and verified (item count and content digest). "
             "Resumable: run the same command again after an interruption and it skips the "
             "sessions the destination already holds unchanged, replaces any that differ, and "
-            "copies the rest; nothing is copied twice. The source is only read."
+            "copies the rest; nothing is copied twice. The source is only read. --timeout "
+            "bounds each session's copy, not the whole migration."
         ),
         epilog=MIGRATE_EPILOG,
         opens_store=False,
@@ -307,11 +382,39 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LAYOUT",
         help=f"how SRC_URL stores sessions: {', '.join(LAYOUTS)} (default: own; see below)",
     )
+    migrate.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read the source and say what would be copied; write nothing",
+    )
 
-    delete = command("delete", "admin:run_delete", "delete a session")
-    delete.add_argument("session_id", metavar="ID", help="the session to delete")
+    delete = command(
+        "delete",
+        "admin:run_delete",
+        "delete sessions by id, metadata or age",
+        (
+            "Delete the named sessions, or every session matching --meta and --older-than "
+            "(all given conditions must match; with IDs, they narrow the named ones). "
+            "--dry-run says what would be deleted."
+        ),
+    )
+    delete.add_argument("session_ids", nargs="*", metavar="ID", help="sessions to delete")
+    delete.add_argument(
+        "--meta",
+        type=_meta_pair,
+        action="append",
+        metavar="KEY=VALUE",
+        help="only sessions whose metadata has this pair (repeatable)",
+    )
+    delete.add_argument(
+        "--older-than",
+        type=_age,
+        metavar="AGE",
+        help="only sessions last updated longer ago than AGE (30d, 12h, 90m, 45s, 2w)",
+    )
+    delete.add_argument("--dry-run", action="store_true", help="count, delete nothing")
 
-    command(
+    purge = command(
         "purge",
         "admin:run_purge",
         "remove what expired sessions left behind",
@@ -321,26 +424,65 @@ def build_parser() -> argparse.ArgumentParser:
             "rows, unseen, until a purge or a write to the same session removes them.)"
         ),
     )
+    purge.add_argument("--dry-run", action="store_true", help="count, remove nothing")
 
-    stats = command(
+    command(
         "stats",
         "admin:run_stats",
-        "count sessions, items and bytes",
+        "count sessions and items",
         (
-            "Count live sessions, their items and stored bytes; show the oldest and newest "
-            "update and how many sessions expire within the hour. Reads every item to count "
-            "its bytes."
+            "Count live sessions and their items; show the oldest and newest update and how "
+            "many sessions expire within the hour. Reads the listing, never the items."
+        ),
+        read_only=True,
+    )
+
+    command(
+        "reindex",
+        "admin:run_reindex",
+        "rebuild the metadata index after index_metadata changed",
+        (
+            "Rebuild the index of the metadata keys named by the store's index_metadata "
+            "option (for example ?index_metadata=user_id,tenant) and print how many sessions "
+            "were indexed. Resumable."
         ),
     )
-    stats.add_argument("--json", action="store_true", help="print a JSON object")
 
-    # The demo's second process: not listed in the help.
+    completion = command(
+        "completion",
+        "completion:run_completion",
+        "print a shell completion script (bash or zsh)",
+        (
+            "Print a completion script: `source <(turnstore completion bash)` in ~/.bashrc, "
+            "or `source <(turnstore completion zsh)` in ~/.zshrc. Commands and options are "
+            "completed at once; session ids are asked of the store (with a short timeout)."
+        ),
+        opens_store=False,
+    )
+    completion.add_argument("shell", choices=("bash", "zsh"), help="the shell")
+
+    # Not listed in the help: the demo's second process, and the completion scripts' helper.
     resume = command("demo-resume", "demo:run_demo_resume")
     resume.add_argument("session_id")
+    ids = command("complete-ids", "completion:run_complete_ids", read_only=True)
+    ids.add_argument("prefix", nargs="?", default="")
+
+    parser.visible_commands = tuple(visible)
+    parser.subcommands = dict(commands.choices)  # type: ignore[attr-defined]
     return parser
 
 
-# -- running ---------------------------------------------------------------------------------
+# -- running -----------------------------------------------------------------------------------
+
+
+class TimedOut(Exception):
+    """The command went `timeout` seconds without progress."""
+
+    def __init__(self, seconds: float, *, unwound: bool) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+        #: False when the command did not stop when asked: the process must end now.
+        self.unwound = unwound
 
 
 def _handler(target: str) -> Handler:
@@ -351,15 +493,37 @@ def _handler(target: str) -> Handler:
     return handler
 
 
-async def _run(args: argparse.Namespace, url: str, out: Output) -> int:
-    handler = _handler(args.handler)
-    ctx = Context(url=url, url_given=args.url is not None, out=out)
+async def _invoke(ctx: Context, args: argparse.Namespace, handler: Handler) -> int:
+    if args.opens_store:
+        ctx.store  # noqa: B018 - opens it now: a bad URL fails before any output
+    return await handler(ctx, args)
+
+
+async def _run(ctx: Context, args: argparse.Namespace) -> int:
+    """Run the command; stop it once `ctx.timeout` seconds pass without progress."""
+    loop = asyncio.get_running_loop()
+    handler = _handler(args.handler)  # imported before the clock starts (the demo's SDK)
+    ctx.progress()
+    task = asyncio.ensure_future(_invoke(ctx, args, handler))
     try:
-        if getattr(args, "opens_store", True):
-            ctx.store  # noqa: B018 - opens it now: a bad URL fails before any output
-        return await handler(ctx, args)
+        while True:
+            remaining = ctx.deadline - loop.time()
+            if remaining <= 0:
+                break
+            done, _ = await asyncio.wait({task}, timeout=remaining)
+            if done:
+                return task.result()
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=GRACE)
+        raise TimedOut(ctx.timeout, unwound=bool(done))
+    except asyncio.CancelledError:
+        task.cancel()  # Ctrl-C: asyncio.run cancels us; the command stops with us
+        raise
     finally:
-        await ctx.aclose()
+        if task.done():
+            # The command's own outcome is what is reported, not a failure to close after it.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ctx.aclose(), GRACE)
 
 
 def _exit_code(code: object) -> int:
@@ -372,6 +536,16 @@ def _message(exc: BaseException) -> str:
     return str(exc).strip() or type(exc).__name__
 
 
+def parse(parser: ForgivingParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse; an option the command does not take is refused by the command's own parser."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        subcommands: dict[str, ForgivingParser] = parser.subcommands  # type: ignore[attr-defined]
+        owner = subcommands.get(getattr(args, "command", None) or "", parser)
+        owner.unknown_options(extras)
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
     for stream in (sys.stdout, sys.stderr):
@@ -382,39 +556,58 @@ def main(argv: Sequence[str] | None = None) -> int:
             reconfigure(errors="replace")
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version, or argparse's own usage error
+        args = parse(parser, argv)
+    except SystemExit as exc:  # --help, --version, or a usage error
         return _exit_code(exc.code)
     url: str = args.url or os.environ.get(URL_ENV) or DEFAULT_URL
     # Commands may name more stores than --url (migrate names two): none may leak.
     more_urls = [getattr(args, name, None) for name in ("src_url", "dst_url")]
     scrub = Scrubber(url, *(u for u in more_urls if isinstance(u, str)))
     err = sys.stderr
+    ctx = Context(
+        url=url,
+        url_given=args.url is not None,
+        out=Output(sys.stdout),
+        read_only=args.read_only,
+        timeout=args.timeout,
+        json=args.json,
+    )
 
     def fail(message: str, code: int) -> int:
+        sys.stdout.flush()
         err.write(scrub(f"{PROG}: error: {message}") + "\n")
+        err.flush()
         return code
 
     try:
-        return asyncio.run(_run(args, url, Output(sys.stdout)))
+        return asyncio.run(_run(ctx, args))
     except (UsageError, ConfigurationError) as exc:
         return fail(_message(exc), EXIT_USAGE)
     except CommandError as exc:
         return fail(_message(exc), EXIT_ERROR)
+    except TimedOut as exc:
+        code = fail(
+            f"{ctx.shown_url}: no answer within {exc.seconds:g} s (--timeout {exc.seconds:g})",
+            EXIT_ERROR,
+        )
+        if not exc.unwound:
+            # The command ignored its cancellation (a driver stuck in a blocking call): do
+            # not wait for it at exit.
+            os._exit(code)
+        return code
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep Python's final flush of
         # stdout from reporting the same broken pipe again.
         _silence_stdout()
         return EXIT_ERROR
-    except OPERATIONAL_ERRORS as exc:
-        detail = _message(exc)
-        if not isinstance(exc, SessionError):
-            detail = f"{mask_url(url)}: {detail}"
-        return fail(detail, EXIT_ERROR)
     except KeyboardInterrupt:
+        if getattr(args, "follow", False):
+            return EXIT_OK  # Ctrl-C is how `show --follow` ends
         err.write("\n")
         return 130
     except Exception as exc:
+        if is_operational(exc):
+            return fail(describe(exc, url), EXIT_ERROR)
         # A bug: keep the traceback for the report, but never with the password in it.
         err.write(scrub("".join(traceback.format_exception(exc))))
         return EXIT_ERROR

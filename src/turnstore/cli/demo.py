@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import secrets
@@ -24,7 +25,7 @@ from agents.testing import ModelCall, ModelStep, ScriptedModel, assistant_messag
 
 from .context import CommandError, Context, UsageError
 from .inspect import fetch_conversation, header_lines
-from .render import conversation_lines, format_arguments
+from .render import Output, conversation_lines, format_arguments
 
 __all__ = ["run_demo", "run_demo_resume"]
 
@@ -71,11 +72,13 @@ def _quiet_sdk() -> None:
     set_tracing_disabled(True)
 
 
-def _turn_steps(turn: ScriptedTurn, number: int) -> list[ModelStep]:
-    call_id = f"call_{turn.city.lower()}_{number}"
+def _turn_steps(turn: ScriptedTurn, number: int, run: str) -> list[ModelStep]:
+    # Ids unique to this run: the SDK drops input items whose id it has seen, so a second
+    # demo on the same session would otherwise hide the first one's items from the model.
+    call_id = f"call_{turn.city.lower()}_{run}_{number}"
     return [
         ModelStep(output=[function_call("get_weather", {"city": turn.city}, call_id=call_id)]),
-        ModelStep(output=[assistant_message(turn.answer, item_id=f"msg_{number}")]),
+        ModelStep(output=[assistant_message(turn.answer, item_id=f"msg_{run}_{number}")]),
     ]
 
 
@@ -100,13 +103,19 @@ async def _item_count(ctx: Context, session_id: str) -> int:
 
 async def run_demo(ctx: Context, args: argparse.Namespace) -> int:
     """Run the two-process demo and print what happened and where it is stored."""
+    if ctx.missing_directory() is not None:
+        raise CommandError(
+            f"cannot create {ctx.database_file}: the directory {ctx.missing_directory()} does "
+            "not exist"
+        )
     if ctx.is_memory:
         raise UsageError(
             f"the demo needs a store that a second process can open; {ctx.shown_url} is an "
             "in-memory database (use a file, e.g. sqlite:///turnstore.db)"
         )
     _quiet_sdk()
-    out = ctx.out
+    # --json: the story is not printed; one object at the end says what happened.
+    out = Output(io.StringIO(), color=False) if ctx.json else ctx.out
     session_id: str = args.session or f"demo-{secrets.token_hex(3)}"
     session = ctx.store.session(session_id)
     # A first read fails on an unreachable store before anything suggests the demo is running
@@ -127,11 +136,15 @@ async def run_demo(ctx: Context, args: argparse.Namespace) -> int:
         out.style(f"1. This process (pid {first_pid})", "bold")
         + " runs two turns through agents.Runner (scripted model, no network):"
     )
-    steps = [step for n, turn in enumerate(FIRST_PROCESS_TURNS, 1) for step in _turn_steps(turn, n)]
+    run = secrets.token_hex(4)
+    steps = [
+        step for n, turn in enumerate(FIRST_PROCESS_TURNS, 1) for step in _turn_steps(turn, n, run)
+    ]
     model = ScriptedModel(steps)
     agent = weather_agent(model)
     for number, turn in enumerate(FIRST_PROCESS_TURNS, 1):
         result = await Runner.run(agent, turn.question, session=session)
+        ctx.progress()
         calls = ", ".join(_tool_calls(result)) or "no tool"
         count = await _item_count(ctx, session_id)
         out.line(f'   turn {number}  "{turn.question}"')
@@ -147,7 +160,10 @@ async def run_demo(ctx: Context, args: argparse.Namespace) -> int:
         + " opens the same store and session and asks a follow-up:"
     )
     out.flush()  # shown before the second process starts, not after
+    # A new interpreter imports the SDK before its own --timeout starts: wait for it longer.
+    ctx.allow(RESUME_TIMEOUT)
     report = await _run_second_process(ctx, session_id)
+    ctx.progress()
     earlier = int(report["earlier_items"])
     out.line(f'   turn {len(FIRST_PROCESS_TURNS) + 1}  "{FOLLOW_UP}"  (pid {report["pid"]})')
     remembered = earlier == stored_by_first
@@ -185,6 +201,20 @@ async def run_demo(ctx: Context, args: argparse.Namespace) -> int:
     out.line(f"Stored in {where}")
     out.line(f"See it again:   {out.style(ctx.command('show', session_id), 'bold')}")
     out.line(f"All sessions:   {out.style(ctx.command('list'), 'bold')}")
+    if ctx.json:
+        ctx.out.json(
+            {
+                "session_id": session_id,
+                "store": ctx.shown_url,
+                "first_pid": first_pid,
+                "second_pid": report["pid"],
+                "stored_by_first": stored_by_first,
+                "seen_by_second": earlier,
+                "remembered": remembered,
+                "answer": report["answer"],
+                "item_count": info.item_count,
+            }
+        )
     if not remembered:
         raise CommandError("the second process did not see the first process's history")
     return 0
@@ -199,6 +229,8 @@ async def _run_second_process(ctx: Context, session_id: str) -> dict[str, Any]:
         sys.executable,
         "-m",
         "turnstore",
+        "--timeout",
+        f"{ctx.timeout:g}",
         RESUME_COMMAND,
         session_id,
         env=env,
@@ -264,7 +296,7 @@ async def run_demo_resume(ctx: Context, args: argparse.Namespace) -> int:
         history = given[:-1]  # the last input item is the new question itself
         seen["earlier_items"] = len(history)
         seen["answer"] = recall(history)
-        return [assistant_message(seen["answer"], item_id="msg_resume")]
+        return [assistant_message(seen["answer"], item_id=f"msg_resume_{secrets.token_hex(4)}")]
 
     model = ScriptedModel([ModelStep.respond(answer_from_history)])
     session = ctx.store.session(args.session_id)

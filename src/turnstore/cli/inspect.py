@@ -1,8 +1,19 @@
-"""`list` and `show`: read-only views of a store."""
+"""`list` and `show`: read-only views of a store (SQLite files are opened read-only).
+
+JSON shapes:
+
+- `list --json`: `{"sessions": [SESSION, ...], "next_cursor": "..." | null}`, where SESSION is
+  `{"session_id", "item_count", "created_at", "updated_at", "expires_at", "metadata"}`;
+  with `--all`, every session and `next_cursor` null.
+- `show --json`: the session's items, a JSON array, as stored. With `--follow`: JSON Lines,
+  one item per line, the existing ones first, then each new one as it arrives.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -10,12 +21,19 @@ from typing import Any
 from ..info import SessionInfo
 from ..store import SessionStore
 from .context import CommandError, Context
-from .render import conversation_lines, format_metadata, relative_time, session_rows, utc_minutes
+from .render import (
+    conversation_lines,
+    format_metadata,
+    relative_time,
+    session_rows,
+    utc_minutes,
+)
 
 __all__ = [
     "all_sessions",
     "fetch_conversation",
     "fetch_sessions",
+    "header_lines",
     "run_list",
     "run_show",
     "session_json",
@@ -23,14 +41,20 @@ __all__ = [
 
 #: Sessions asked for per `list_sessions` call.
 PAGE_SIZE = 100
+#: `show --follow` polls this often while the session changes, backing off to `FOLLOW_SLOWEST`.
+FOLLOW_FASTEST = 0.25
+FOLLOW_SLOWEST = 2.0
 
 
 async def fetch_sessions(
-    store: SessionStore, *, limit: int, metadata: Mapping[str, str] | None = None
-) -> tuple[list[SessionInfo], bool]:
-    """Up to `limit` sessions, most recently updated first, and whether more exist."""
+    store: SessionStore,
+    *,
+    limit: int,
+    metadata: Mapping[str, str] | None = None,
+    cursor: str | None = None,
+) -> tuple[list[SessionInfo], str | None]:
+    """Up to `limit` sessions after `cursor`, newest first, and the cursor of the rest."""
     sessions: list[SessionInfo] = []
-    cursor: str | None = None
     while len(sessions) < limit:
         page = await store.list_sessions(
             limit=min(limit - len(sessions), PAGE_SIZE), cursor=cursor, metadata=metadata
@@ -39,16 +63,24 @@ async def fetch_sessions(
         cursor = page.next_cursor
         if cursor is None:
             break
-    return sessions, cursor is not None
+    return sessions, cursor
 
 
-async def all_sessions(store: SessionStore, *, page_size: int = 1000) -> list[SessionInfo]:
-    """Every live session, most recently updated first."""
+async def all_sessions(
+    store: SessionStore,
+    *,
+    metadata: Mapping[str, str] | None = None,
+    page_size: int = 1000,
+    ctx: Context | None = None,
+) -> list[SessionInfo]:
+    """Every live session, most recently updated first (each page counts as progress)."""
     sessions: list[SessionInfo] = []
     cursor: str | None = None
     while True:
-        page = await store.list_sessions(limit=page_size, cursor=cursor)
+        page = await store.list_sessions(limit=page_size, cursor=cursor, metadata=metadata)
         sessions.extend(page.sessions)
+        if ctx is not None:
+            ctx.progress()
         cursor = page.next_cursor
         if cursor is None:
             return sessions
@@ -61,13 +93,16 @@ async def fetch_conversation(
     info = await store.get_info(session_id)
     if info is None:
         return None
-    # An operator's look must not change the session: show every item whatever window the
-    # store applies by default, and do not slide its expiry.
+    return info, await _items(store, session_id, last)
+
+
+async def _items(store: SessionStore, session_id: str, last: int | None) -> list[Any]:
+    # An operator's look must not change the session: every item whatever window the store
+    # applies by default, and no sliding expiry.
     session = store.session(
         session_id, max_turns=None, session_settings=None, refresh_ttl_on_read=False
     )
-    items = await session.get_items(last) if last is not None else await session.get_items()
-    return info, items
+    return await session.get_items(last) if last is not None else await session.get_items()
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -86,37 +121,48 @@ def session_json(info: SessionInfo) -> dict[str, Any]:
 
 
 async def run_list(ctx: Context, args: argparse.Namespace) -> int:
-    """Print a table (or JSON array) of sessions, newest first."""
+    """Print a table (or a JSON object) of sessions, newest first."""
     out = ctx.out
-    missing = ctx.missing_database()
-    if missing is not None:
-        if args.json:
-            out.json([])
-        else:
-            out.line(f"No sessions: {missing} does not exist yet.")
-        return 0
-    metadata = dict(args.meta or [])
-    sessions, more = await fetch_sessions(ctx.store, limit=args.limit, metadata=metadata or None)
-    if args.json:
-        out.json([session_json(info) for info in sessions])
+    metadata = dict(args.meta or []) or None
+    if ctx.missing_database() is not None:
+        sessions: list[SessionInfo] = []
+        cursor: str | None = None
+    elif args.all:
+        sessions, cursor = await all_sessions(ctx.store, metadata=metadata, ctx=ctx), None
+    else:
+        sessions, cursor = await fetch_sessions(
+            ctx.store, limit=args.limit, metadata=metadata, cursor=args.cursor
+        )
+    if ctx.json:
+        out.json({"sessions": [session_json(info) for info in sessions], "next_cursor": cursor})
         return 0
     if not sessions:
-        where = f" matching {format_metadata(metadata)}" if metadata else ""
-        out.line(f"No sessions{where} in {ctx.shown_url}.")
+        missing = ctx.missing_database()
+        if missing is not None:
+            out.line(f"No sessions: {missing} does not exist yet.")
+        else:
+            where = f" matching {format_metadata(metadata)}" if metadata else ""
+            more = " after this cursor" if args.cursor else ""
+            out.line(f"No sessions{where}{more} in {ctx.shown_url}.")
         return 0
     columns, rows = session_rows(sessions)
     out.table(columns, rows)
-    if more:
+    if cursor is not None:
+        words = ["list", "--limit", str(args.limit)]
+        for key, value in (metadata or {}).items():
+            words += ["--meta", f"{key}={value}"]
         out.line(
             out.style(
-                f"{len(sessions)} shown; more sessions match (raise --limit to see them).", "dim"
+                f"{len(sessions)} shown; more match. Next page: "
+                f"{ctx.command(*words, '--cursor', cursor)}  (or --all)",
+                "dim",
             )
         )
     return 0
 
 
 async def run_show(ctx: Context, args: argparse.Namespace) -> int:
-    """Print one session's conversation (or its items as JSON)."""
+    """Print one session's conversation (or its items as JSON); `--follow` keeps at it."""
     out = ctx.out
     missing = ctx.missing_database()
     if missing is not None:
@@ -125,16 +171,67 @@ async def run_show(ctx: Context, args: argparse.Namespace) -> int:
     if found is None:
         raise CommandError(f"no session {args.session_id!r} in {ctx.shown_url}")
     info, items = found
-    if args.json:
+    cut = not args.full
+    if ctx.json and not args.follow:
         out.json(items)
         return 0
-    out.lines(header_lines(info, ctx))
-    out.line()
-    if len(items) < info.item_count:
-        out.line(out.style(f"(the last {len(items)} of {info.item_count} items)", "dim"))
+    if ctx.json:
+        for item in items:
+            out.line(json.dumps(item, ensure_ascii=False))
+    else:
+        out.lines(header_lines(info, ctx))
         out.line()
-    out.lines(conversation_lines(items, out))
+        if len(items) < info.item_count:
+            out.line(out.style(f"(the last {len(items)} of {info.item_count} items)", "dim"))
+            out.line()
+        out.lines(conversation_lines(items, out, cut=cut))
+    if args.follow:
+        await follow(ctx, args.session_id, info.item_count, cut=cut)
     return 0
+
+
+async def follow(ctx: Context, session_id: str, seen: int, *, cut: bool) -> None:
+    """Print items added after the first `seen`, as they arrive, until cancelled (Ctrl-C).
+
+    Polls the session's info (one cheap read: no items) with a backoff while nothing
+    changes; a history that shrank (popped, replaced, cleared) is said, not re-printed.
+    """
+    out = ctx.out
+    if not ctx.json:
+        out.line(out.style("(following: new items appear below; Ctrl-C stops)", "dim"))
+    out.flush()
+    delay = FOLLOW_FASTEST
+    gone = False
+    while True:
+        await asyncio.sleep(delay)
+        info = await ctx.store.get_info(session_id)
+        ctx.progress()  # each answered poll: the time budget bounds one poll, not the watch
+        delay = min(delay * 2, FOLLOW_SLOWEST)
+        if info is None:
+            if not gone and not ctx.json:
+                out.line(out.style("(the session no longer exists)", "dim"))
+                out.flush()
+            gone, seen = True, 0
+            continue
+        gone = False
+        if info.item_count < seen:
+            if not ctx.json:
+                out.line(out.style(f"({seen - info.item_count} item(s) removed)", "dim"))
+            seen = info.item_count
+        elif info.item_count > seen:
+            new = await _items(ctx.store, session_id, info.item_count - seen)
+            if not new:
+                continue
+            seen = info.item_count
+            if ctx.json:
+                for item in new:
+                    out.line(json.dumps(item, ensure_ascii=False))
+            else:
+                if isinstance(new[0], dict) and new[0].get("role") == "user":
+                    out.line()  # a new turn, set apart as in the conversation above
+                out.lines(conversation_lines(new, out, cut=cut))
+            delay = FOLLOW_FASTEST
+        out.flush()
 
 
 def header_lines(info: SessionInfo, ctx: Context) -> list[str]:

@@ -4,6 +4,11 @@ Each session is read whole, written whole through `import_session` (one atomic r
 nothing when the destination already holds the same content), then read back and compared:
 item count and content digest. A rerun after an interruption therefore skips what was copied
 and finishes the rest; nothing is ever copied twice or left half copied.
+
+The readers of the source layouts are in `turnstore.migration`. `--json` prints one object
+at the end: `{"sessions", "items", "created", "replaced", "unchanged", "expired", "gone",
+"verified", "corrupt", "not_carried", "failed", "mismatched", "dry_run"}` (a dry run fills
+`sessions` and `items` only).
 """
 
 from __future__ import annotations
@@ -16,15 +21,22 @@ import sys
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..errors import ConfigurationError, InvalidItemError
+from ..migration import PlannedSession, SourceLayout, open_source
 from ..records import SessionRecord, export_session, import_session
 from ..store import SessionStore, open_store
 from ..urls import mask_url
-from .app import OPERATIONAL_ERRORS, Scrubber
-from .context import CommandError, Context, UsageError
-from .layouts import PlannedSession, SourceLayout, open_source
+from .context import (
+    CommandError,
+    Context,
+    UsageError,
+    read_only_options,
+    sqlite_file,
+    store_time_budget,
+)
+from .failures import Scrubber, describe, is_operational
 from .progress import open_progress
 
 __all__ = ["MigrationTally", "run_migrate"]
@@ -47,12 +59,27 @@ class MigrationTally:
     verified: int = 0
     gone: int = 0
     corrupt: int = 0
+    not_carried: int = 0
     failed: int = 0
     mismatched: int = 0
 
     @property
     def problems(self) -> int:
-        return self.corrupt + self.failed + self.mismatched
+        return self.corrupt + self.not_carried + self.failed + self.mismatched
+
+    def as_json(self, *, dry_run: bool, sessions: int, items: int) -> dict[str, Any]:
+        return {
+            "sessions": sessions,
+            "items": items,
+            **self.outcomes,
+            "gone": self.gone,
+            "verified": self.verified,
+            "corrupt": self.corrupt,
+            "not_carried": self.not_carried,
+            "failed": self.failed,
+            "mismatched": self.mismatched,
+            "dry_run": dry_run,
+        }
 
 
 class Migration:
@@ -61,9 +88,11 @@ class Migration:
     ) -> None:
         self.source = source
         self.destination = destination
+        self.dst_url = dst_url
         self.dst_shown = mask_url(dst_url)
         self.scrub = scrub
         self.tally = MigrationTally()
+        self.dry_run = False
 
     def warn(self, text: str) -> None:
         sys.stdout.flush()  # keep the order of both streams when they go to one place
@@ -76,16 +105,19 @@ class Migration:
             return await work
         except ConfigurationError:
             raise
-        except OPERATIONAL_ERRORS as exc:
-            where = self.source.shown_url if side == "source" else self.dst_shown
-            detail = str(exc).strip() or type(exc).__name__
-            raise CommandError(f"{side} {where}: {detail}") from None
+        except Exception as exc:
+            if not is_operational(exc):
+                raise
+            url = self.source.url if side == "source" else self.dst_url
+            raise CommandError(f"{side}: {describe(exc, url)}") from None
 
     async def plan(self) -> list[PlannedSession]:
         planned = await self._guard("source", self.source.plan())
         # The destination must work before anything is copied (a real query: its error says
         # why). After the source: a missing source must not leave a new, empty SQLite file.
-        await self._guard("destination", self.destination.count_sessions())
+        dst_file = sqlite_file(self.destination)
+        if dst_file is None or await asyncio.to_thread(dst_file.exists) or not self.dry_run:
+            await self._guard("destination", self.destination.count_sessions())
         # Least recently updated first: the copies' update times come out in nearly the same
         # order (they are the times of the copies, whose milliseconds may tie).
         planned.sort(key=lambda p: (p.updated, p.session_id))
@@ -93,10 +125,14 @@ class Migration:
 
     async def copy(self, planned: PlannedSession) -> None:
         tally = self.tally
-        record = await self._guard("source", self.source.read(planned))
-        if record is None:
+        found = await self._guard("source", self.source.read(planned))
+        if found is None:
             tally.gone += 1  # deleted or expired since the plan was made
             return
+        record = found.record
+        for what in found.not_carried:
+            self.warn(f"session {record.session_id!r}: not carried: {what}; it stays in the source")
+        tally.not_carried += len(found.not_carried)
         for bad in record.corrupt:
             self.warn(
                 f"session {bad.session_id!r}: source item at position {bad.position} cannot be "
@@ -184,26 +220,44 @@ async def run_migrate(ctx: Context, args: argparse.Namespace) -> int:
     scrub = Scrubber(args.src_url, args.dst_url)
     source = open_source(args.from_layout, args.src_url)
     try:
-        destination = open_store(args.dst_url)
+        options = store_time_budget(args.dst_url, ctx.timeout)
+        if args.dry_run:  # nothing is written, not even a new SQLite file
+            options.update(read_only_options(args.dst_url))
+        destination = open_store(args.dst_url, **options)
     except BaseException:
         await source.close()
         raise
     migration = Migration(source, destination, args.dst_url, scrub)
+    migration.dry_run = args.dry_run
     tally = migration.tally
     try:
-        out.line(
-            scrub(f"Migrating {source.shown_url} (layout: {source.name}) to {migration.dst_shown}")
-        )
+        verb = "Would migrate" if args.dry_run else "Migrating"
+        if not ctx.json:
+            out.line(
+                scrub(f"{verb} {source.shown_url} (layout: {source.name}) to {migration.dst_shown}")
+            )
         planned = await migration.plan()
+        ctx.progress()
         total_items = sum(p.item_count for p in planned)
-        if not planned:
-            out.line("Nothing to copy: the source holds no sessions.")
+        if args.dry_run or not planned:
+            if ctx.json:
+                out.json(
+                    tally.as_json(dry_run=args.dry_run, sessions=len(planned), items=total_items)
+                )
+            elif not planned:
+                out.line("Nothing to copy: the source holds no sessions.")
+            else:
+                out.line(
+                    f"Would copy {_plural(len(planned), 'session')} "
+                    f"({_plural(total_items, 'item')}); nothing was written (dry run)."
+                )
             return 0
-        out.line(f"Found {_plural(len(planned), 'session')}, {_plural(total_items, 'item')}.")
+        if not ctx.json:
+            out.line(f"Found {_plural(len(planned), 'session')}, {_plural(total_items, 'item')}.")
         out.flush()
         started = time.monotonic()
         stop_after = _stop_after()
-        progress = open_progress(sys.stdout)
+        progress = open_progress(sys.stderr if ctx.json else sys.stdout)
         progress.start(len(planned), total_items)
         stop = StopRequest()
         stop.install()
@@ -212,6 +266,7 @@ async def run_migrate(ctx: Context, args: argparse.Namespace) -> int:
                 if stop.requested or (stop_after is not None and tally.done >= stop_after):
                     raise KeyboardInterrupt
                 await migration.copy(planned_session)
+                ctx.progress()  # --timeout bounds one session's copy, not the migration
                 tally.done += 1
                 progress.advance(1, planned_session.item_count)
         except (KeyboardInterrupt, asyncio.CancelledError):
@@ -225,6 +280,9 @@ async def run_migrate(ctx: Context, args: argparse.Namespace) -> int:
         stop.uninstall()
         progress.finish()
         elapsed = time.monotonic() - started
+        if ctx.json:
+            out.json(tally.as_json(dry_run=False, sessions=tally.done, items=tally.items))
+            return 1 if tally.problems else 0
         outcomes = ", ".join(
             f"{count:,} {word}"
             for word, count in (
@@ -249,6 +307,7 @@ async def run_migrate(ctx: Context, args: argparse.Namespace) -> int:
                 text
                 for count, text in (
                     (tally.corrupt, _plural(tally.corrupt, "corrupt source item")),
+                    (tally.not_carried, _plural(tally.not_carried, "part") + " not carried"),
                     (tally.failed, _plural(tally.failed, "session") + " not copied"),
                     (
                         tally.mismatched,

@@ -24,6 +24,7 @@ __all__ = [
     "Column",
     "Output",
     "conversation_lines",
+    "cut_text",
     "format_arguments",
     "relative_time",
     "session_rows",
@@ -47,6 +48,11 @@ _ANSI = {
 LABEL_WIDTH = 11
 #: Longest preview of an item this renderer does not know, in characters.
 PREVIEW_CHARS = 160
+#: Longest text `show` prints of a tool's output, and of any other entry, unless `--full`.
+CUT_TOOL_CHARS = 500
+CUT_TEXT_CHARS = 2000
+#: Most lines `show` prints of one tool output unless `--full`.
+CUT_TOOL_LINES = 12
 
 
 def wants_color(stream: TextIO) -> bool:
@@ -313,8 +319,22 @@ def _entry(item: Any, call_names: Mapping[str, str], previous_call: str | None) 
     return _Entry("item", _preview(item), dim=True)
 
 
-def conversation_lines(items: Sequence[Any], out: Output) -> list[str]:
-    """Items as a readable conversation: one speaker column, a blank line between turns."""
+def cut_text(text: str, *, chars: int, lines: int | None = None) -> str:
+    """`text`, or its start and a note of how much was cut (`show` without `--full`)."""
+    kept = text[:chars]
+    if lines is not None:
+        kept = "\n".join(kept.split("\n")[:lines])
+    if len(kept) >= len(text):
+        return text
+    left = len(text) - len(kept)
+    return f"{kept.rstrip()}… [{left:,} of {len(text):,} characters cut; --full shows all]"
+
+
+def conversation_lines(items: Sequence[Any], out: Output, *, cut: bool = False) -> list[str]:
+    """Items as a readable conversation: one speaker column, a blank line between turns.
+
+    `cut=True` shortens long texts, tool outputs most, saying how much was left out.
+    """
     call_names: dict[str, str] = {}
     for item in items:
         if isinstance(item, dict) and item.get("type") in ("function_call", "custom_tool_call"):
@@ -326,6 +346,17 @@ def conversation_lines(items: Sequence[Any], out: Output) -> list[str]:
     previous_call: str | None = None
     for position, item in enumerate(items):
         entry = _entry(item, call_names, previous_call)
+        if cut:
+            tool = entry.label == "tool result"
+            entry = _Entry(
+                entry.label,
+                cut_text(
+                    entry.text,
+                    chars=CUT_TOOL_CHARS if tool else CUT_TEXT_CHARS,
+                    lines=CUT_TOOL_LINES if tool else None,
+                ),
+                entry.dim,
+            )
         previous_call = item.get("call_id") if isinstance(item, dict) else None
         if position and entry.label == "user":
             lines.append("")

@@ -4,6 +4,11 @@ A line is `{"session_id", "created_at", "updated_at", "expires_at", "metadata", 
 times in ISO 8601 (UTC) or null. Import validates a whole line before it writes anything of
 it, and writes through `import_session`: equal content is left alone, so a second import of
 the same file changes nothing.
+
+JSON shapes (`--json`): `export -o FILE --json` prints `{"exported", "items", "file",
+"missing", "corrupt"}` (without `-o` the JSON Lines themselves are the output);
+`import --json` prints `{"imported", "created", "replaced", "unchanged", "expired",
+"refused"}`.
 """
 
 from __future__ import annotations
@@ -171,13 +176,14 @@ async def run_export(ctx: Context, args: argparse.Namespace) -> int:
         ids = wanted
     else:
         # Least recently updated first, as the sessions happened.
-        ids = [info.session_id for info in reversed(await all_sessions(ctx.store))]
+        ids = [info.session_id for info in reversed(await all_sessions(ctx.store, ctx=ctx))]
     exported = items = corrupt = 0
     try:
         with _destination(args.output) as stream:
             for start in range(0, len(ids), CONCURRENCY):
                 chunk = ids[start : start + CONCURRENCY]
                 records = await _in_order([export_session(ctx.store, sid) for sid in chunk])
+                ctx.progress()
                 for session_id, record in zip(chunk, records, strict=True):
                     if record is None:
                         if wanted:
@@ -194,8 +200,19 @@ async def run_export(ctx: Context, args: argparse.Namespace) -> int:
     for session_id in missing:
         _warn(f"no session {session_id!r} in {ctx.shown_url}")
     if args.output not in (None, "-"):
-        noun = "session" if exported == 1 else "sessions"
-        ctx.out.line(f"Exported {exported} {noun} ({items} items) to {args.output}.")
+        if ctx.json:
+            ctx.out.json(
+                {
+                    "exported": exported,
+                    "items": items,
+                    "file": args.output,
+                    "missing": missing,
+                    "corrupt": corrupt,
+                }
+            )
+        else:
+            noun = "session" if exported == 1 else "sessions"
+            ctx.out.line(f"Exported {exported} {noun} ({items} items) to {args.output}.")
     if corrupt:
         _warn(f"{corrupt} stored item(s) could not be decoded and were left out (see above)")
     return 1 if missing or corrupt else 0
@@ -265,8 +282,17 @@ async def run_import(ctx: Context, args: argparse.Namespace) -> int:
     """Import every good line of a JSON Lines file; exit 1 if any line was refused."""
     tally = ImportTally()
     seen: dict[str, int] = {}
+    if ctx.missing_directory() is not None:
+        raise CommandError(
+            f"cannot import into {ctx.database_file}: the directory {ctx.missing_directory()} "
+            "does not exist"
+        )
     for number, raw in _lines(args.file):
         await _import_line(ctx, number, raw, seen, tally)
+        ctx.progress()
+    if ctx.json:
+        ctx.out.json({"imported": tally.imported, **tally.outcomes, "refused": tally.refused})
+        return 1 if tally.refused else 0
     source = "standard input" if args.file == "-" else args.file
     noun = "session" if tally.imported == 1 else "sessions"
     parts = [f"{count} {OUTCOME_WORDS[name]}" for name, count in tally.outcomes.items() if count]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
+import turnstore.store
 from turnstore import ConfigurationError, SessionClosedError, SessionStore
 from turnstore.conformance.harness import Backend, unique_id
 from turnstore.conformance.items import turn, user
@@ -161,6 +163,79 @@ async def test_delete_session_reports_whether_it_existed(backend: Backend) -> No
     assert await backend.store.get_info(session_id) is None
     assert (await backend.store.list_sessions()).sessions == []
     assert await backend.store.count_sessions() == 0
+
+
+async def live_ids(backend: Backend) -> set[str]:
+    return {i for page in await all_pages(backend.store, 100) for i in page}
+
+
+async def test_delete_sessions_by_metadata_deletes_exactly_the_matches(backend: Backend) -> None:
+    ids = await make_sessions(backend, 5)
+    for session_id in ids[:3]:
+        await backend.store.session(session_id).update_metadata({"tenant": "a"})
+    await backend.store.session(ids[3]).update_metadata({"tenant": "b"})
+    assert await backend.store.delete_sessions(metadata={"tenant": "a"}) == 3
+    assert await live_ids(backend) == set(ids[3:])
+    assert await backend.store.delete_sessions(metadata={"tenant": "a"}) == 0
+
+
+async def test_delete_sessions_updated_before_keeps_the_newer_ones(backend: Backend) -> None:
+    old = await make_sessions(backend, 3)
+    await asyncio.sleep(0.05)
+    cutoff = datetime.now(timezone.utc)
+    await asyncio.sleep(0.05)
+    new = await make_sessions(backend, 2)
+    assert await backend.store.delete_sessions(updated_before=cutoff) == len(old)
+    assert await live_ids(backend) == set(new)
+
+
+async def test_delete_sessions_conditions_must_all_match(backend: Backend) -> None:
+    ids = await make_sessions(backend, 2)
+    await backend.store.session(ids[0]).update_metadata({"tenant": "a"})
+    await asyncio.sleep(0.05)
+    cutoff = datetime.now(timezone.utc)
+    await asyncio.sleep(0.05)
+    fresh = await make_sessions(backend, 1)
+    await backend.store.session(fresh[0]).update_metadata({"tenant": "a"})
+    deleted = await backend.store.delete_sessions(metadata={"tenant": "a"}, updated_before=cutoff)
+    assert deleted == 1
+    assert await live_ids(backend) == {ids[1], fresh[0]}
+
+
+async def test_delete_sessions_dry_run_counts_and_deletes_nothing(backend: Backend) -> None:
+    ids = await make_sessions(backend, 3)
+    for session_id in ids:
+        await backend.store.session(session_id).update_metadata({"tenant": "a"})
+    assert await backend.store.delete_sessions(metadata={"tenant": "a"}, dry_run=True) == 3
+    assert await live_ids(backend) == set(ids)
+
+
+async def test_delete_sessions_finds_matches_on_every_page(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(turnstore.store, "_DELETE_PAGE", 2)  # 7 sessions: 4 pages
+    await make_sessions(backend, 7)
+    later = datetime.now(timezone.utc) + timedelta(minutes=1)
+    assert await backend.store.delete_sessions(updated_before=later) == 7
+    assert await live_ids(backend) == set()
+
+
+@pytest.mark.parametrize(
+    "conditions",
+    [{}, {"metadata": {}}, {"metadata": None, "updated_before": None}],
+)
+async def test_delete_sessions_without_a_condition_is_refused(
+    backend: Backend, conditions: dict[str, Any]
+) -> None:
+    ids = await make_sessions(backend, 2)
+    with pytest.raises(ConfigurationError, match="condition"):
+        await backend.store.delete_sessions(**conditions)
+    assert await live_ids(backend) == set(ids)
+
+
+async def test_delete_sessions_refuses_a_naive_time(backend: Backend) -> None:
+    with pytest.raises(ConfigurationError, match="timezone-aware"):
+        await backend.store.delete_sessions(updated_before=datetime.now())
 
 
 async def test_expired_sessions_are_neither_listed_nor_counted(backend: Backend) -> None:

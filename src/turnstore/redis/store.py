@@ -297,6 +297,12 @@ class RedisStore(BaseStore):
         counts = await self._run_buckets(scripts.COUNT_BUCKET, range(BUCKETS), lambda b: [])
         return sum(int(c) for c in counts)
 
+    async def count_expired(self) -> int:
+        """How many sessions `purge_expired` would remove now (nothing is changed)."""
+        self._check_open()
+        counts = await self._run_buckets(scripts.EXPIRED_BUCKET, range(BUCKETS), lambda b: [])
+        return sum(int(c) for c in counts)
+
     async def purge_expired(self) -> int:
         """Remove what expired sessions left behind; returns how many sessions it removed."""
         self._check_open()

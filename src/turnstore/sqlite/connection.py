@@ -14,6 +14,7 @@ interleave or lose each other's writes, and a read-then-write job never fails to
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import queue
@@ -24,9 +25,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from ..errors import BackendError, BackendUnavailableError, ConfigurationError, SessionClosedError
+from ..errors import (
+    BackendError,
+    BackendUnavailableError,
+    ConfigurationError,
+    SessionClosedError,
+)
 from ..urls import mask_url, split_options
 from .schema import Schema
 
@@ -35,6 +41,7 @@ __all__ = [
     "ConnectionWorker",
     "SQLiteURL",
     "as_db_path",
+    "backend_error",
     "is_memory_path",
     "now_ms",
     "open_connection",
@@ -69,11 +76,11 @@ def is_memory_path(path: str) -> bool:
     return path in (":memory:", "")
 
 
-def _enable_wal(conn: sqlite3.Connection) -> None:
+def _enable_wal(conn: sqlite3.Connection, busy_timeout: float = BUSY_TIMEOUT_S) -> None:
     # Switching the journal mode can report "locked" at once while another process is
     # initialising the same file, without going through the busy handler: retry until the
     # busy timeout would have expired.
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    deadline = time.monotonic() + busy_timeout
     while True:
         try:
             conn.execute("PRAGMA journal_mode = WAL").fetchone()
@@ -84,18 +91,69 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
             time.sleep(0.01)
 
 
-def open_connection(path: str, schema: Schema) -> sqlite3.Connection:
-    """A connection in autocommit mode, WAL, with the schema installed."""
-    conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, cached_statements=256
-    )
+def backend_error(path: str, exc: sqlite3.Error) -> BackendError:
+    """The public error for a driver error on the database at `path` (raise it `from exc`)."""
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return BackendUnavailableError(f"SQLite database {path}: {text}")
+    return BackendError(f"SQLite database {path}: {text}")
+
+
+def _connect(path: str, *, read_only: bool, busy_timeout: float) -> sqlite3.Connection:
+    """`sqlite3.connect`, with a missing file or directory reported by name."""
+    if not is_memory_path(path):
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise BackendError(
+                f"cannot open the SQLite database {path}: the directory {folder} does not exist"
+            )
+        if read_only and not os.path.exists(path):
+            raise BackendError(f"cannot open the SQLite database {path}: it does not exist")
+    target, uri = path, False
+    if read_only and not is_memory_path(path):
+        # mode=ro: SQLite itself refuses every write, so the file stays byte-identical.
+        target, uri = f"file:{quote(os.path.abspath(path))}?mode=ro", True
     try:
+        return sqlite3.connect(
+            target,
+            timeout=busy_timeout,
+            isolation_level=None,
+            cached_statements=256,
+            uri=uri,
+            check_same_thread=True,
+        )
+    except sqlite3.Error as exc:
+        raise BackendError(f"cannot open the SQLite database {path}: {exc}") from exc
+
+
+def open_connection(
+    path: str,
+    schema: Schema,
+    *,
+    read_only: bool = False,
+    busy_timeout: float = BUSY_TIMEOUT_S,
+) -> sqlite3.Connection:
+    """A connection in autocommit mode, WAL, with the schema installed.
+
+    `read_only=True` changes nothing in the file: no WAL switch, no schema; the side tables
+    a file lacks (one the SDK wrote) are stood in for by temporary views over its tables.
+    """
+    # An in-memory database is this connection's own: there is no file to protect.
+    read_only = read_only and not is_memory_path(path)
+    conn = _connect(path, read_only=read_only, busy_timeout=busy_timeout)
+    try:
+        if read_only:
+            schema.stand_in(conn, path)
+            return conn
         if not is_memory_path(path):
-            _enable_wal(conn)
+            _enable_wal(conn, busy_timeout)
             # In WAL mode NORMAL never corrupts the file and survives application crashes;
             # only an OS crash or power loss may drop the last commits.
             conn.execute("PRAGMA synchronous = NORMAL")
         schema.install(conn)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise backend_error(path, exc) from exc
     except BaseException:
         conn.close()
         raise
@@ -119,34 +177,23 @@ def transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[None]:
         raise
 
 
-def sqlite_error(error: sqlite3.Error, path: str) -> BackendError:
-    """Our error for an error of sqlite3 on the database at `path`: what SQLite said, where.
-
-    A database still locked by another writer when the busy timeout ran out cannot be reached
-    in time (`BackendUnavailableError`); everything else is a refusal (`BackendError`): a
-    read-only or full disk, a file that is not a database, a directory that does not exist.
-    """
-    text = str(error) or type(error).__name__
-    where = "in-memory database" if is_memory_path(path) else repr(path)
-    lowered = text.lower()
-    if "locked" in lowered or "busy" in lowered:
-        return BackendUnavailableError(f"SQLite {where}: {text} (busy timeout ran out)")
-    if "readonly" in lowered or "read-only" in lowered:
-        return BackendError(f"SQLite {where} is read-only: {text}")
-    if "full" in lowered:
-        return BackendError(f"SQLite {where}: disk or database full, nothing was written ({text})")
-    if "not a database" in lowered or "malformed" in lowered:
-        return BackendError(f"SQLite {where} is not a database this package can read: {text}")
-    if "unable to open" in lowered:
-        return BackendError(f"SQLite {where} cannot be opened: {text}")
-    return BackendError(f"SQLite {where}: {text}")
-
-
 @dataclass(frozen=True)
 class _Request:
     job: Job
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop | None  # None: a blocking caller waits on `future`
+    future: asyncio.Future[Any] | concurrent.futures.Future[Any]
+
+    def settle(self, result: Any, error: BaseException | None) -> None:
+        if self.loop is None:
+            if error is not None:
+                self.future.set_exception(error)
+            else:
+                self.future.set_result(result)
+            return
+        assert isinstance(self.future, asyncio.Future)
+        # A closed event loop refuses the call: nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(_settle, self.future, result, error)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -167,9 +214,18 @@ class ConnectionWorker:
     and closes the connection. Jobs submitted after that raise `SessionClosedError`.
     """
 
-    def __init__(self, path: str, schema: Schema) -> None:
+    def __init__(
+        self,
+        path: str,
+        schema: Schema,
+        *,
+        read_only: bool = False,
+        busy_timeout: float = BUSY_TIMEOUT_S,
+    ) -> None:
         self.path = path
         self.schema = schema
+        self.read_only = read_only
+        self.busy_timeout = busy_timeout
         self._guard = threading.RLock()  # reentrant: a GC finalizer may release mid-submit
         self._refs = 1
         self._closed = False
@@ -219,11 +275,28 @@ class ConnectionWorker:
     async def run(self, job: Callable[[sqlite3.Connection], T], owner: str = "SQLiteSession") -> T:
         """Run `job(connection)` on the worker thread and return its result.
 
-        Raises `SessionClosedError` ("<owner> is closed") once the worker is closed. If the
-        caller is cancelled before the job starts, the job does not run.
+        Raises `SessionClosedError` ("<owner> is closed") once the worker is closed, and a
+        driver error as `BackendError` (its `__cause__`). If the caller is cancelled before
+        the job starts, the job does not run.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        self._submit(_Request(job, loop, future), owner)
+        try:
+            return await future
+        except sqlite3.Error as exc:
+            raise backend_error(self.path, exc) from exc
+
+    def run_blocking(self, job: Callable[[sqlite3.Connection], T], owner: str) -> T:
+        """`run`, for a caller that is not a coroutine (a constructor): waits in this thread."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._submit(_Request(job, None, future), owner)
+        try:
+            return future.result()
+        except sqlite3.Error as exc:
+            raise backend_error(self.path, exc) from exc
+
+    def _submit(self, request: _Request, owner: str) -> None:
         with self._guard:
             if self._closed:
                 raise SessionClosedError(f"{owner} is closed")
@@ -238,11 +311,7 @@ class ConnectionWorker:
                     daemon=True,  # an unclosed session must not keep the interpreter alive
                 )
                 self._thread.start()
-            self._queue.put(_Request(job, loop, future))
-        try:
-            return await future
-        except sqlite3.Error as error:
-            raise sqlite_error(error, self.path) from error
+            self._queue.put(request)
 
     def _serve(self) -> None:
         conn: sqlite3.Connection | None = None
@@ -257,13 +326,21 @@ class ConnectionWorker:
                 error: BaseException | None = None
                 try:
                     if conn is None:
-                        conn = open_connection(self.path, self.schema)
+                        conn = open_connection(
+                            self.path,
+                            self.schema,
+                            read_only=self.read_only,
+                            busy_timeout=self.busy_timeout,
+                        )
                     result = request.job(conn)
                 except BaseException as exc:
                     error = exc
-                # A closed event loop refuses the call: nobody is waiting any more.
-                with contextlib.suppress(RuntimeError):
-                    request.loop.call_soon_threadsafe(_settle, request.future, result, error)
+                    if conn is not None and conn.in_transaction:
+                        # A failed job never leaves its transaction (and the file's write
+                        # lock) open for the next job or for other processes.
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                request.settle(result, error)
         finally:
             if conn is not None:
                 conn.close()

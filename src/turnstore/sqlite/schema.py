@@ -1,4 +1,7 @@
-"""The SQLite layout and every statement run against it.
+"""The SQLite layout and every statement a session or store runs, behind methods.
+
+Callers (session.py, store.py) call methods only; no SQL leaves this module. The DDL
+(tables, triggers, install, backfill, read-only stand-ins) is apart, in ddl.py.
 
 The SDK's two tables are used as the SDK defines them, so a file either side wrote reads back
 on the other. Everything else lives in side tables named after the sessions table:
@@ -18,8 +21,8 @@ moves `updated_ms`, every inserted or deleted message moves `item_count`, and a 
 session row takes its state and metadata with it (not its lock, which a holder may keep
 across a clear, nor its batch tokens, which must outlive a clear until their own deadline).
 Sessions that existed before the triggers did are backfilled from `created_at` and
-`updated_at` when the schema is installed. So counting, listing and inspecting a session read
-one indexed row, never the messages.
+`updated_at` when the schema is installed (ddl.py). So counting, listing and inspecting a
+session read one indexed row, never the messages.
 """
 
 from __future__ import annotations
@@ -28,16 +31,18 @@ import re
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import ConfigurationError
 from ..info import SessionInfo, datetime_from_ms
+from .ddl import Installer, quote
 
 __all__ = ["Schema", "StateRow", "validate_table_name"]
 
-_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# Bound parameters per statement when fetching a page's metadata (SQLite allows 32766).
+_IN_CHUNK = 500
 
-#: The current time in milliseconds, by SQLite's clock (the same system clock as Python's).
-NOW_MS_SQL = "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)"
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 def validate_table_name(name: object, what: str = "table name") -> str:
@@ -47,16 +52,6 @@ def validate_table_name(name: object, what: str = "table name") -> str:
     if name.lower().startswith("sqlite_"):
         raise ConfigurationError(f"{what} {name!r} is reserved by SQLite (sqlite_ prefix)")
     return name
-
-
-def _quote(name: str) -> str:
-    # Validated identifiers hold no quote characters; quoting keeps keywords usable as names.
-    return f'"{name}"'
-
-
-def _ms_of(column: str) -> str:
-    """SQL for the milliseconds of one of the SDK's TIMESTAMP columns (seconds precision)."""
-    return f"CAST(strftime('%s', {column}) AS INTEGER) * 1000"
 
 
 @dataclass(frozen=True)
@@ -87,102 +82,9 @@ class Schema:
                 f"{sessions_table!r} or one of its side tables ({', '.join(side.values())})"
             )
 
-        s, m = _quote(sessions_table), _quote(messages_table)
-        st, md, tk, lk = (_quote(name) for name in side.values())
-        prefix = sessions_table
-        self._objects = [
-            *names,
-            f"idx_{messages_table}_session_id",
-            f"{prefix}_state_updated",
-            f"{prefix}_state_expires",
-            f"{prefix}_on_session_insert",
-            f"{prefix}_on_session_update",
-            f"{prefix}_on_session_delete",
-            f"{prefix}_on_message_insert",
-            f"{prefix}_on_message_delete",
-        ]
-        self._ddl = [
-            # The SDK's tables, column for column.
-            f"""CREATE TABLE IF NOT EXISTS {s} (
-                session_id TEXT PRIMARY KEY,
-                created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
-                updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
-            )""",
-            f"""CREATE TABLE IF NOT EXISTS {m} (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                session_id TEXT NOT NULL,
-                message_data TEXT NOT NULL,
-                created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
-                FOREIGN KEY (session_id) REFERENCES {s} (session_id) ON DELETE CASCADE
-            )""",
-            f"CREATE INDEX IF NOT EXISTS {_quote(f'idx_{messages_table}_session_id')} "
-            f"ON {m} (session_id, id)",
-            # Side tables.
-            f"""CREATE TABLE IF NOT EXISTS {st} (
-                session_id TEXT PRIMARY KEY,
-                created_ms INTEGER NOT NULL,
-                updated_ms INTEGER NOT NULL,
-                expires_ms INTEGER,
-                item_count INTEGER NOT NULL DEFAULT 0
-            )""",
-            f"CREATE INDEX IF NOT EXISTS {_quote(f'{prefix}_state_updated')} "
-            f"ON {st} (updated_ms, session_id)",
-            f"CREATE INDEX IF NOT EXISTS {_quote(f'{prefix}_state_expires')} "
-            f"ON {st} (expires_ms) WHERE expires_ms IS NOT NULL",
-            f"""CREATE TABLE IF NOT EXISTS {md} (
-                session_id TEXT NOT NULL,
-                key TEXT NOT NULL,
-                value TEXT NOT NULL,
-                PRIMARY KEY (session_id, key)
-            ) WITHOUT ROWID""",
-            f"""CREATE TABLE IF NOT EXISTS {tk} (
-                session_id TEXT NOT NULL,
-                token TEXT NOT NULL,
-                expires_ms INTEGER NOT NULL,
-                PRIMARY KEY (session_id, token)
-            ) WITHOUT ROWID""",
-            f"""CREATE TABLE IF NOT EXISTS {lk} (
-                session_id TEXT PRIMARY KEY,
-                token TEXT NOT NULL,
-                expires_ms INTEGER NOT NULL
-            ) WITHOUT ROWID""",
-            # Triggers: they fire for the SDK's writes too. `OR IGNORE` because the SDK
-            # inserts its session row with INSERT OR IGNORE, whose policy the trigger inherits.
-            f"""CREATE TRIGGER IF NOT EXISTS {_quote(f"{prefix}_on_session_insert")}
-            AFTER INSERT ON {s} BEGIN
-                INSERT OR IGNORE INTO {st} (session_id, created_ms, updated_ms)
-                VALUES (NEW.session_id, {NOW_MS_SQL}, {NOW_MS_SQL});
-            END""",
-            f"""CREATE TRIGGER IF NOT EXISTS {_quote(f"{prefix}_on_session_update")}
-            AFTER UPDATE OF updated_at ON {s} BEGIN
-                UPDATE {st} SET updated_ms = MAX(updated_ms, {NOW_MS_SQL})
-                WHERE session_id = NEW.session_id;
-            END""",
-            f"""CREATE TRIGGER IF NOT EXISTS {_quote(f"{prefix}_on_session_delete")}
-            AFTER DELETE ON {s} BEGIN
-                DELETE FROM {st} WHERE session_id = OLD.session_id;
-                DELETE FROM {md} WHERE session_id = OLD.session_id;
-            END""",
-            f"""CREATE TRIGGER IF NOT EXISTS {_quote(f"{prefix}_on_message_insert")}
-            AFTER INSERT ON {m} BEGIN
-                UPDATE {st} SET item_count = item_count + 1 WHERE session_id = NEW.session_id;
-            END""",
-            f"""CREATE TRIGGER IF NOT EXISTS {_quote(f"{prefix}_on_message_delete")}
-            AFTER DELETE ON {m} BEGIN
-                UPDATE {st} SET item_count = item_count - 1 WHERE session_id = OLD.session_id;
-            END""",
-        ]
-        # Sessions the SDK wrote before the triggers existed; counts recomputed in case the
-        # triggers were missing while messages changed.
-        self._backfill = [
-            f"""INSERT OR IGNORE INTO {st} (session_id, created_ms, updated_ms)
-            SELECT session_id,
-                   COALESCE({_ms_of("created_at")}, {NOW_MS_SQL}),
-                   COALESCE({_ms_of("updated_at")}, {_ms_of("created_at")}, {NOW_MS_SQL})
-            FROM {s} WHERE true""",
-            f"""UPDATE {st} SET item_count =
-                (SELECT COUNT(*) FROM {m} WHERE {m}.session_id = {st}.session_id)""",
-        ]
+        s, m = quote(sessions_table), quote(messages_table)
+        st, md, tk, lk = (quote(name) for name in side.values())
+        self._installer = Installer(sessions_table, messages_table, side)
 
         self._state = (
             f"SELECT created_ms, updated_ms, expires_ms, item_count FROM {st} WHERE session_id = ?"
@@ -217,38 +119,38 @@ class Schema:
             f"INSERT INTO {tk} (session_id, token, expires_ms) VALUES (?, ?, ?) "
             "ON CONFLICT (session_id, token) DO UPDATE SET expires_ms = excluded.expires_ms"
         )
-        self.insert_message = f"INSERT INTO {m} (session_id, message_data) VALUES (?, ?)"
-        self.trim = (
+        self._insert_message = f"INSERT INTO {m} (session_id, message_data) VALUES (?, ?)"
+        self._trim = (
             f"DELETE FROM {m} WHERE session_id = ?1 AND id <= "
             f"(SELECT id FROM {m} WHERE session_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)"
         )
-        self.select_all = f"SELECT message_data FROM {m} WHERE session_id = ? ORDER BY id"
-        self.select_tail = (
+        self._select_all = f"SELECT message_data FROM {m} WHERE session_id = ? ORDER BY id"
+        self._select_tail = (
             f"SELECT message_data FROM {m} WHERE session_id = ? ORDER BY id DESC LIMIT ?"
         )
-        self.select_newest_first = (
+        self._select_newest_first = (
             f"SELECT id, message_data FROM {m} WHERE session_id = ? ORDER BY id DESC"
         )
-        self.delete_message = f"DELETE FROM {m} WHERE id = ?"
-        self.delete_messages = f"DELETE FROM {m} WHERE session_id = ?"
-        self.select_metadata = f"SELECT key, value FROM {md} WHERE session_id = ?"
-        self.set_metadata = (
+        self._delete_message = f"DELETE FROM {m} WHERE id = ?"
+        self._delete_messages = f"DELETE FROM {m} WHERE session_id = ?"
+        self._select_metadata = f"SELECT key, value FROM {md} WHERE session_id = ?"
+        self._set_metadata = (
             f"INSERT INTO {md} (session_id, key, value) VALUES (?, ?, ?) "
             "ON CONFLICT (session_id, key) DO UPDATE SET value = excluded.value"
         )
-        self.delete_metadata_key = f"DELETE FROM {md} WHERE session_id = ? AND key = ?"
-        self.delete_metadata = f"DELETE FROM {md} WHERE session_id = ?"
+        self._delete_metadata_key = f"DELETE FROM {md} WHERE session_id = ? AND key = ?"
+        self._delete_metadata = f"DELETE FROM {md} WHERE session_id = ?"
 
         # Store-wide statements.
-        self.live = "(expires_ms IS NULL OR expires_ms > :now)"
-        self.state_table = st
-        self.metadata_table = md
-        self.count_live = f"SELECT COUNT(*) FROM {st} WHERE {self.live}"
-        self.select_expired = (
+        self._live = "(expires_ms IS NULL OR expires_ms > :now)"
+        self._state_table = st
+        self._metadata_table = md
+        self._count_live = f"SELECT COUNT(*) FROM {st} WHERE {self._live}"
+        self._select_expired = (
             f"SELECT session_id FROM {st} WHERE expires_ms IS NOT NULL AND expires_ms <= ?"
         )
-        self.prune_all_tokens = f"DELETE FROM {tk} WHERE expires_ms <= ?"
-        self.prune_all_locks = f"DELETE FROM {lk} WHERE expires_ms <= ?"
+        self._prune_all_tokens = f"DELETE FROM {tk} WHERE expires_ms <= ?"
+        self._prune_all_locks = f"DELETE FROM {lk} WHERE expires_ms <= ?"
 
         # The session lock: one row per held lock; a lapsed lease is free for the taking.
         self._lock_take = (
@@ -269,36 +171,15 @@ class Schema:
     def __repr__(self) -> str:
         return f"Schema({self.sessions_table!r}, {self.messages_table!r})"
 
-    # -- installation ----------------------------------------------------------------------
-
-    def _missing(self, conn: sqlite3.Connection) -> bool:
-        present = {
-            name.lower()
-            for (name,) in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type IN ('table', 'index', 'trigger')"
-            )
-        }
-        return any(name.lower() not in present for name in self._objects)
+    # -- installation (ddl.py) -------------------------------------------------------------
 
     def install(self, conn: sqlite3.Connection) -> None:
-        """Create whatever is missing, in one write transaction (idempotent, process-safe).
+        """Create whatever is missing (see `Installer.install`)."""
+        self._installer.install(conn)
 
-        `conn` must be in autocommit mode (`isolation_level=None`).
-        """
-        if not self._missing(conn):
-            return  # the common case: no write lock taken just to open a file
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if self._missing(conn):  # another process may have installed it meanwhile
-                for statement in self._ddl:
-                    conn.execute(statement)
-                for statement in self._backfill:
-                    conn.execute(statement)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+    def stand_in(self, conn: sqlite3.Connection, path: str) -> None:
+        """Stand-ins for missing side tables on a read-only connection (`Installer.stand_in`)."""
+        self._installer.stand_in(conn, path)
 
     # -- one session's rows (run inside a transaction) -------------------------------------
 
@@ -360,18 +241,108 @@ class Schema:
         self, conn: sqlite3.Connection, session_id: str, raws: Iterable[bytes]
     ) -> None:
         # Stored as TEXT: the SDK's json.loads reads it, and `typeof()` says what it is.
-        conn.executemany(self.insert_message, ((session_id, raw.decode()) for raw in raws))
+        conn.executemany(self._insert_message, ((session_id, raw.decode()) for raw in raws))
+
+    def read_items(
+        self, conn: sqlite3.Connection, session_id: str, count: int | None = None
+    ) -> list[str]:
+        """The stored items, oldest first: all, or the newest `count`."""
+        if count is None:
+            return [raw for (raw,) in conn.execute(self._select_all, (session_id,))]
+        raws = [raw for (raw,) in conn.execute(self._select_tail, (session_id, count))]
+        raws.reverse()
+        return raws
+
+    def newest_first(self, conn: sqlite3.Connection, session_id: str) -> sqlite3.Cursor:
+        """A cursor over (row id, stored item), newest first (close it when done)."""
+        return conn.execute(self._select_newest_first, (session_id,))
+
+    def delete_message(self, conn: sqlite3.Connection, row_id: int) -> None:
+        conn.execute(self._delete_message, (row_id,))
+
+    def delete_messages(self, conn: sqlite3.Connection, session_id: str) -> None:
+        conn.execute(self._delete_messages, (session_id,))
+
+    def trim(self, conn: sqlite3.Connection, session_id: str, max_items: int) -> None:
+        """Delete all but the newest `max_items` items."""
+        conn.execute(self._trim, (session_id, max_items))
+
+    def update_metadata(
+        self,
+        conn: sqlite3.Connection,
+        session_id: str,
+        pairs: Mapping[str, str],
+        remove: Iterable[str],
+    ) -> None:
+        """Set `pairs` and remove the keys in `remove`."""
+        conn.executemany(self._set_metadata, ((session_id, k, v) for k, v in pairs.items()))
+        conn.executemany(self._delete_metadata_key, ((session_id, key) for key in remove))
 
     def metadata(self, conn: sqlite3.Connection, session_id: str) -> dict[str, str]:
-        return dict(conn.execute(self.select_metadata, (session_id,)).fetchall())
+        return dict(conn.execute(self._select_metadata, (session_id,)).fetchall())
 
     def replace_metadata(
         self, conn: sqlite3.Connection, session_id: str, metadata: Mapping[str, str]
     ) -> None:
-        conn.execute(self.delete_metadata, (session_id,))
+        conn.execute(self._delete_metadata, (session_id,))
         conn.executemany(
-            self.set_metadata, ((session_id, key, value) for key, value in metadata.items())
+            self._set_metadata, ((session_id, key, value) for key, value in metadata.items())
         )
+
+    # -- store-wide (run inside a transaction) ----------------------------------------------
+
+    def count_live(self, conn: sqlite3.Connection, now: int) -> int:
+        return int(conn.execute(self._count_live, {"now": now}).fetchone()[0])
+
+    def expired_ids(self, conn: sqlite3.Connection, now: int) -> list[str]:
+        return [sid for (sid,) in conn.execute(self._select_expired, (now,))]
+
+    def prune_lapsed(self, conn: sqlite3.Connection, now: int) -> None:
+        """Delete every lapsed batch token and lock lease."""
+        conn.execute(self._prune_all_tokens, (now,))
+        conn.execute(self._prune_all_locks, (now,))
+
+    def list_page(
+        self,
+        conn: sqlite3.Connection,
+        now: int,
+        limit: int,
+        after: tuple[int, str] | None,
+        metadata: Mapping[str, str],
+    ) -> tuple[list[SessionInfo], tuple[int, str] | None]:
+        """Up to `limit` live sessions after `after` (updated ms, id), newest first, with
+        every pair of `metadata`; and the position of the last one when more follow."""
+        st, md = self._state_table, self._metadata_table
+        where = [self._live]
+        params: dict[str, Any] = {"now": now, "limit": limit + 1}
+        if after is not None:
+            where.append("(updated_ms, session_id) < (:after_ms, :after_id)")
+            params["after_ms"], params["after_id"] = after
+        for index, (key, value) in enumerate(metadata.items()):
+            where.append(
+                f"EXISTS (SELECT 1 FROM {md} WHERE {md}.session_id = {st}.session_id "
+                f"AND key = :key{index} AND value = :value{index})"
+            )
+            params[f"key{index}"], params[f"value{index}"] = key, value
+        query = (
+            f"SELECT session_id, created_ms, updated_ms, expires_ms, item_count FROM {st} "
+            f"WHERE {' AND '.join(where)} "
+            "ORDER BY updated_ms DESC, session_id DESC LIMIT :limit"
+        )
+        rows = conn.execute(query, params).fetchall()
+        page, more = rows[:limit], len(rows) > limit
+        ids = [row[0] for row in page]
+        found: dict[str, dict[str, str]] = {sid: {} for sid in ids}
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for sid, key, value in conn.execute(
+                f"SELECT session_id, key, value FROM {md} WHERE session_id IN ({marks})", chunk
+            ):
+                found[sid][key] = value
+        sessions = [self.session_info(row[0], StateRow(*row[1:]), found[row[0]]) for row in page]
+        last = (page[-1][2], page[-1][0]) if more and page else None
+        return sessions, last
 
     def info(self, conn: sqlite3.Connection, session_id: str, now: int) -> SessionInfo | None:
         """The session's `SessionInfo`, or None when it does not exist or has expired."""

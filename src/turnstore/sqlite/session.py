@@ -44,6 +44,10 @@ def new_worker(path: str, schema: Schema) -> ConnectionWorker:
     return shared_worker(path, schema)
 
 
+def _opened(conn: sqlite3.Connection) -> None:
+    """A job that does nothing: running it opens the connection and installs the schema."""
+
+
 class SQLiteSession(BaseSession):
     """A session in a SQLite file, in the tables of the SDK's own `SQLiteSession`.
 
@@ -92,6 +96,7 @@ class SQLiteSession(BaseSession):
         path = as_db_path(db_path)
         schema = Schema(sessions_table, messages_table) if connection is None else None
         super().__init__(session_id, options)  # validates before a worker is retained
+        opened_here = connection is None
         if connection is None:
             assert schema is not None
             connection = new_worker(path, schema)
@@ -107,6 +112,15 @@ class SQLiteSession(BaseSession):
         self._finalizer: Callable[[], Any] | None = (
             weakref.finalize(self, connection.release) if owns_connection else None
         )
+        if opened_here:
+            # As the SDK's SQLiteSession: the tables exist once the constructor returns (a
+            # missing directory fails here, naming it). Blocking, like the SDK's constructor,
+            # but on the connection's own thread.
+            try:
+                self._worker.run_blocking(_opened, self.kind)
+            except BaseException:
+                self._release_now()
+                raise
 
     @classmethod
     def from_url(cls: type[_Q], session_id: str, url: str, **options: Any) -> _Q:
@@ -171,11 +185,7 @@ class SQLiteSession(BaseSession):
                 state = schema.live_state(conn, sid, now)
                 if state is None:
                     return [], 0
-                if count is None:
-                    raws: list[RawItem] = [r for (r,) in conn.execute(schema.select_all, (sid,))]
-                else:
-                    raws = [r for (r,) in conn.execute(schema.select_tail, (sid, count))]
-                    raws.reverse()
+                raws: list[RawItem] = list(schema.read_items(conn, sid, count))
                 if refresh:
                     assert ttl_ms is not None
                     schema.set_expiry(conn, sid, now + ttl_ms)
@@ -198,7 +208,7 @@ class SQLiteSession(BaseSession):
                 schema.record_token(conn, sid, token, now, now + token_ttl_ms)
                 schema.insert_messages(conn, sid, encoded)
                 if max_items is not None:
-                    conn.execute(schema.trim, (sid, max_items))
+                    schema.trim(conn, sid, max_items)
                 return True
 
         return await self._run(job)
@@ -213,7 +223,7 @@ class SQLiteSession(BaseSession):
                 state = schema.live_state(conn, sid, now)
                 if state is None:
                     return None
-                cursor = conn.execute(schema.select_newest_first, (sid,))
+                cursor = schema.newest_first(conn, sid)
                 offset = 0
                 try:
                     while rows := cursor.fetchmany(_POP_BATCH):
@@ -227,7 +237,7 @@ class SQLiteSession(BaseSession):
                                     continue  # left in place for inspection
                                 return PopResult(raw=raw, position=position, corrupt=True)
                             cursor.close()
-                            conn.execute(schema.delete_message, (row_id,))
+                            schema.delete_message(conn, row_id)
                             schema.mark_written(conn, sid, now, ttl_ms)
                             return PopResult(raw=raw, position=position)
                 finally:
@@ -262,12 +272,12 @@ class SQLiteSession(BaseSession):
                 now = now_ms()
                 schema.prepare_write(conn, sid, now)
                 schema.mark_written(conn, sid, now, ttl_ms)
-                conn.execute(schema.delete_messages, (sid,))
+                schema.delete_messages(conn, sid)
                 if pairs is not None:
                     schema.replace_metadata(conn, sid, pairs)
                 schema.insert_messages(conn, sid, encoded)
                 if max_items is not None:
-                    conn.execute(schema.trim, (sid, max_items))
+                    schema.trim(conn, sid, max_items)
                 if times is not None:
                     schema.set_times(conn, sid, *times)
 
@@ -280,7 +290,7 @@ class SQLiteSession(BaseSession):
             with transaction(conn, write=False):
                 if schema.live_state(conn, sid, now_ms()) is None:
                     return None
-                raws: list[RawItem] = [r for (r,) in conn.execute(schema.select_all, (sid,))]
+                raws: list[RawItem] = list(schema.read_items(conn, sid))
                 return Snapshot(raws=raws, metadata=schema.metadata(conn, sid))
 
         return await self._run(job)
@@ -304,10 +314,7 @@ class SQLiteSession(BaseSession):
                 if schema.prepare_write(conn, sid, now) is None and not set_pairs:
                     return  # removing keys from an absent session creates nothing
                 schema.mark_written(conn, sid, now, ttl_ms)
-                conn.executemany(
-                    schema.set_metadata, ((sid, key, value) for key, value in set_pairs.items())
-                )
-                conn.executemany(schema.delete_metadata_key, ((sid, key) for key in remove))
+                schema.update_metadata(conn, sid, set_pairs, remove)
 
         await self._run(job)
 

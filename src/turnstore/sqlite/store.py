@@ -8,13 +8,14 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from ..errors import BackendUnavailableError
+from ..errors import BackendUnavailableError, ConfigurationError
 from ..info import SessionInfo, SessionPage
 from ..items import DEFAULT_MAX_ITEM_BYTES
 from ..options import OnCorrupt, SessionOptions, resolve_options, validate_session_id
 from ..store import BaseStore, decode_cursor, encode_cursor
 from ..urls import mask_url
 from .connection import (
+    BUSY_TIMEOUT_S,
     ConnectionWorker,
     as_db_path,
     is_memory_path,
@@ -22,15 +23,12 @@ from .connection import (
     parse_sqlite_url,
     transaction,
 )
-from .schema import Schema, StateRow
+from .schema import Schema
 from .session import TABLE_OPTIONS, SQLiteSession
 
 __all__ = ["SQLiteStore", "open_sqlite_store"]
 
 T = TypeVar("T")
-
-# Bound parameters per statement when fetching a page's metadata (SQLite allows 32766).
-_IN_CHUNK = 500
 
 
 class SQLiteStore(BaseStore):
@@ -58,6 +56,8 @@ class SQLiteStore(BaseStore):
         max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES,
         sessions_table: str = "agent_sessions",
         messages_table: str = "agent_messages",
+        read_only: bool = False,
+        busy_timeout: float = BUSY_TIMEOUT_S,
     ) -> None:
         self._options, _ = resolve_options(
             [
@@ -73,12 +73,24 @@ class SQLiteStore(BaseStore):
             ]
         )
         super().__init__()
+        self.read_only = bool(read_only)
+        if self.read_only:
+            # Sliding an expiry on read is a write: a read-only store never does it.
+            self._options = self._options.replace(refresh_ttl_on_read=False)
         self.db_path = as_db_path(db_path)
         self._schema = Schema(sessions_table, messages_table)
         # A private worker, not the process-wide one of standalone sessions: closing the
         # store must stop its sessions whoever else has the file open.
         path = self.db_path if is_memory_path(self.db_path) else os.path.abspath(self.db_path)
-        self._worker = ConnectionWorker(path, self._schema)
+        if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, (int, float)):
+            raise ConfigurationError(
+                f"busy_timeout must be a number of seconds, not {busy_timeout!r}"
+            )
+        if not 0 <= busy_timeout < float("inf"):
+            raise ConfigurationError(f"busy_timeout must be >= 0 seconds, not {busy_timeout!r}")
+        self._worker = ConnectionWorker(
+            path, self._schema, read_only=self.read_only, busy_timeout=float(busy_timeout)
+        )
         self._finalizer = weakref.finalize(self, self._worker.release)
 
     def __repr__(self) -> str:
@@ -112,6 +124,8 @@ class SQLiteStore(BaseStore):
         """
         self._check_open()
         options, _ = resolve_options([overrides], base=self._options)
+        if self.read_only and options.refresh_ttl_on_read:
+            options = options.replace(refresh_ttl_on_read=False)
         return self.session_class(
             session_id,
             self.db_path,
@@ -147,45 +161,11 @@ class SQLiteStore(BaseStore):
         wanted = self._check_page_args(limit, metadata)
         after = decode_cursor(cursor) if cursor is not None else None
         schema = self._schema
-        st, md = schema.state_table, schema.metadata_table
-
-        where = [schema.live]
-        params: dict[str, Any] = {"now": 0, "limit": limit + 1}
-        if after is not None:
-            where.append("(updated_ms, session_id) < (:after_ms, :after_id)")
-            params["after_ms"], params["after_id"] = after
-        for index, (key, value) in enumerate(wanted.items()):
-            where.append(
-                f"EXISTS (SELECT 1 FROM {md} WHERE {md}.session_id = {st}.session_id "
-                f"AND key = :key{index} AND value = :value{index})"
-            )
-            params[f"key{index}"], params[f"value{index}"] = key, value
-        query = (
-            f"SELECT session_id, created_ms, updated_ms, expires_ms, item_count FROM {st} "
-            f"WHERE {' AND '.join(where)} "
-            "ORDER BY updated_ms DESC, session_id DESC LIMIT :limit"
-        )
 
         def job(conn: sqlite3.Connection) -> SessionPage:
             with transaction(conn, write=False):
-                params["now"] = now_ms()
-                rows = conn.execute(query, params).fetchall()
-                page, more = rows[:limit], len(rows) > limit
-                ids = [row[0] for row in page]
-                found: dict[str, dict[str, str]] = {sid: {} for sid in ids}
-                for start in range(0, len(ids), _IN_CHUNK):
-                    chunk = ids[start : start + _IN_CHUNK]
-                    marks = ", ".join("?" * len(chunk))
-                    for sid, key, value in conn.execute(
-                        f"SELECT session_id, key, value FROM {md} WHERE session_id IN ({marks})",
-                        chunk,
-                    ):
-                        found[sid][key] = value
-            sessions = [
-                schema.session_info(row[0], StateRow(*row[1:]), found[row[0]]) for row in page
-            ]
-            last = page[-1] if page else None
-            next_cursor = encode_cursor(last[2], last[0]) if more and last else None
+                sessions, last = schema.list_page(conn, now_ms(), limit, after, wanted)
+            next_cursor = encode_cursor(*last) if last is not None else None
             return SessionPage(sessions=sessions, next_cursor=next_cursor)
 
         return await self._run(job)
@@ -195,8 +175,7 @@ class SQLiteStore(BaseStore):
         schema = self._schema
 
         def job(conn: sqlite3.Connection) -> int:
-            row = conn.execute(schema.count_live, {"now": now_ms()}).fetchone()
-            return int(row[0])
+            return schema.count_live(conn, now_ms())
 
         return await self._run(job)
 
@@ -213,6 +192,15 @@ class SQLiteStore(BaseStore):
 
         return await self._run(job)
 
+    async def count_expired(self) -> int:
+        """How many sessions `purge_expired` would remove now (nothing is changed)."""
+        schema = self._schema
+
+        def job(conn: sqlite3.Connection) -> int:
+            return len(schema.expired_ids(conn, now_ms()))
+
+        return await self._run(job)
+
     async def purge_expired(self) -> int:
         """Delete the rows of every expired session (and lapsed batch tokens and locks).
 
@@ -223,11 +211,10 @@ class SQLiteStore(BaseStore):
         def job(conn: sqlite3.Connection) -> int:
             with transaction(conn, write=True):
                 now = now_ms()
-                expired = [sid for (sid,) in conn.execute(schema.select_expired, (now,))]
+                expired = schema.expired_ids(conn, now)
                 for sid in expired:
                     schema.delete_session_rows(conn, sid)
-                conn.execute(schema.prune_all_tokens, (now,))
-                conn.execute(schema.prune_all_locks, (now,))
+                schema.prune_lapsed(conn, now)
                 return len(expired)
 
         return await self._run(job)
@@ -260,7 +247,7 @@ def open_sqlite_store(url: str, **options: Any) -> SQLiteStore:
     parsed = parse_sqlite_url(url)
     session_options, tables = resolve_options(
         [parsed.session_options, parsed.table_options, options],
-        extra=TABLE_OPTIONS,
+        extra={*TABLE_OPTIONS, "read_only", "busy_timeout"},
         context=f"a SQLite store, {mask_url(url)}",
     )
     return SQLiteStore(parsed.path, **tables, **session_options.keywords())
