@@ -79,7 +79,9 @@ def docs_redis() -> Iterator[RedisServer]:
         server.stop()
 
 
-def run_snippet(snippet: Snippet, directory: Path, redis_url: str) -> subprocess.CompletedProcess[str]:
+def run_snippet(
+    snippet: Snippet, directory: Path, redis_url: str
+) -> subprocess.CompletedProcess[str]:
     code = snippet.code.replace(REDIS_PLACEHOLDER, redis_url)
     script = directory / "snippet.py"
     script.write_text(code, encoding="utf-8")
