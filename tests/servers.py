@@ -83,8 +83,13 @@ _live: set[RedisServer] = set()
 def ensure_redis_server() -> str:
     """Return the path of ``redis-server``; raise RuntimeError if it is not installed."""
     configured = os.environ.get("REDIS_SERVER_BIN")
-    candidates = [configured] if configured else [shutil.which("redis-server")]
-    candidates.append("/usr/bin/redis-server")
+    if configured:
+        # No fallback: a run meant for another server (valkey-server) must not quietly
+        # test redis-server instead.
+        if os.path.isfile(configured) and os.access(configured, os.X_OK):
+            return configured
+        raise RuntimeError(f"REDIS_SERVER_BIN={configured!r} is not an executable file")
+    candidates = [shutil.which("redis-server"), "/usr/bin/redis-server"]
     for candidate in candidates:
         if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
