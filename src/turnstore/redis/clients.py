@@ -89,7 +89,10 @@ def make_client(config: RedisConfig, budget: Budget, max_connections: int) -> An
     if config.scheme == "redis+cluster":
         options.pop("db", None)
         if _REDIS_PY_MAJOR < 6:
-            options["cluster_error_retry_attempts"] = 0  # later versions read `retry` only
+            # redis-py 5 reads this, not `retry`. Its pipelines make this many attempts and
+            # never run with 0, so 1: one attempt in a pipeline, two for a single command
+            # (on redis-py 5 only, one nested resend on Cluster). Later versions read `retry`.
+            options["cluster_error_retry_attempts"] = 1
         nodes = [ClusterNode(host, port) for host, port in config.hosts]
         return RedisCluster(startup_nodes=nodes, max_connections=max_connections, **auth, **options)
     if config.scheme == "redis+sentinel":
@@ -176,7 +179,7 @@ class ClientSource:
         # Retries have one place. An injected client that retries lost connections itself
         # keeps that job; one that does not (or a client this source opens, whose own
         # retries are off) is resent here.
-        self._resends = client is None or _retries_of(client) == 0
+        self._resends = client is None or not _retries_of(client)
         self._by_loop: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[Any, Transport]
         ] = weakref.WeakKeyDictionary()
@@ -302,8 +305,9 @@ class ClientSource:
 
 def _retries_of(client: Any) -> int | None:
     """How many times an injected client's own policy resends a failed command: 0 when it
-    has no policy (redis-py 5's default), None when redis-py does not say (a policy on a
-    redis-py too old to tell its count: then the client is taken to resend)."""
+    has no policy (redis-py 5's default), None when redis-py does not say. redis-py 5 cannot
+    tell a policy's count, and resends a lost connection only for the errors listed in
+    `retry_on_error`: its clients are taken not to resend, and the library does."""
     policy = client.get_retry() if hasattr(client, "get_retry") else getattr(client, "retry", None)
     if policy is None:
         return 0
