@@ -190,6 +190,13 @@ class LaneTransport(Transport):
                 self._idle.append(lane_client)
         return [reply]
 
+    def forget(self) -> None:
+        """Drop the lane's clients without I/O (their pool is going away with its owner)."""
+        self._closed = True
+        clients, self._all, self._idle = self._all, [], []
+        for lane_client in clients:
+            lane_client.connection = None
+
     async def aclose(self) -> None:
         """Give the lane's connections back to the pool (which its owner then closes)."""
         self._closed = True
@@ -236,4 +243,8 @@ def injected_transport(client: Any) -> Transport:
             return ClientTransport(client)
         lane = LaneTransport(pool, _WeakClientTransport(client), lane_size=size)
         _INJECTED_LANES[client] = lane
+        # When the client goes, its lane goes too: its single-connection clients let go of
+        # their connections (the pool's, closed with it), so that redis-py does not report
+        # each of them as an unclosed client.
+        weakref.finalize(client, lane.forget)
     return lane
