@@ -964,3 +964,14 @@ def thaw(server: RedisServer) -> None:
     """SIGCONT a server `freeze` stopped."""
     assert server.redis_pid is not None
     os.kill(server.redis_pid, signal.SIGCONT)
+
+
+def wait_cluster_ok(cluster: ClusterTopology, timeout: float = 30.0) -> None:
+    """Wait until every node of `cluster` sees every node up and every slot served again (after
+    a node was frozen or restarted, the others may have flagged it as failing for a while)."""
+    masters = len(cluster.nodes)
+    _wait_for(
+        lambda: all(_cluster_node_ok(node, masters) for node in cluster.nodes),
+        timeout,
+        lambda: "the cluster did not come back to cluster_state:ok",
+    )
