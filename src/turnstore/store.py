@@ -30,6 +30,7 @@ __all__ = [
     "BaseStore",
     "SessionStore",
     "decode_cursor",
+    "deletion_filters",
     "encode_cursor",
     "open_store",
     "register_backend",
@@ -124,7 +125,7 @@ class BaseStore(ABC):
         (`ConfigurationError`), so an empty call never empties a store. `dry_run=True` only
         counts. A session written again while this runs may or may not be deleted.
         """
-        wanted = _deletion_filters(metadata, updated_before)
+        wanted = deletion_filters(metadata, updated_before)
         matching = await self._matching_sessions(wanted, updated_before)
         if dry_run:
             return len(matching)
@@ -180,7 +181,7 @@ class BaseStore(ABC):
 _DELETE_PAGE = 500
 
 
-def _deletion_filters(
+def deletion_filters(
     metadata: Mapping[str, str] | None, updated_before: datetime | None
 ) -> dict[str, str]:
     """The checked metadata filter of `delete_sessions`; at least one condition required."""

@@ -13,6 +13,7 @@ budget and turns the driver's errors into ours.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import weakref
 from collections.abc import Sequence
@@ -187,10 +188,10 @@ class ClientSource:
         self.where = config.masked_url if config is not None else _describe(client)
         # Read-only scripts go as EVALSHA_RO, except on Cluster, where redis-py would ask a
         # node for the keys of every such command (COMMAND GETKEYS) before routing it.
-        self._ro = not (
-            isinstance(client, RedisCluster)
-            or (config is not None and config.scheme == "redis+cluster")
+        self._cluster = isinstance(client, RedisCluster) or (
+            config is not None and config.scheme == "redis+cluster"
         )
+        self._ro = not self._cluster
 
     @property
     def owns_clients(self) -> bool:
@@ -235,6 +236,39 @@ class ClientSource:
             # An injected client's socket timeouts are its own.
             bound_attempts=self._injected is None,
         )
+
+    async def send_routed(self, route: str, command: Command) -> Any:
+        """The reply to one `command` (error replies in place) from the server that holds
+        the key `route`: on Cluster, the node serving its slot, whatever keys the command
+        names (see the node scripts); within the time budget, resent like `send`."""
+        replies = await retry.run(
+            functools.partial(self._open()[1].send, route=route),
+            [command],
+            self.budget,
+            self.where,
+            resend_lost=self._resends,
+            bound_attempts=self._injected is None,
+        )
+        return replies[0]
+
+    async def ready_client(self) -> Any:
+        """The client serving the running event loop, initialized (a Cluster client knows
+        its slot map), within the time budget."""
+        client, transport = self._open()
+        if isinstance(transport, ClientTransport):
+
+            async def initialize(_: Sequence[Any]) -> list[Any]:
+                return [await transport.ready()]
+
+            await retry.run(
+                initialize, [], self.budget, self.where, bound_attempts=self._injected is None
+            )
+        return client
+
+    @property
+    def cluster(self) -> bool:
+        """True when the clients are Redis Cluster clients."""
+        return self._cluster
 
     async def execute(self, *command: EncodableArg) -> Any:
         """One command's reply; an error reply raises our error."""

@@ -23,10 +23,12 @@ __all__ = [
     "SessionKeys",
     "bucket_keys",
     "bucket_of",
+    "bucket_tag",
     "escape_id",
     "session_keys",
     "unescape_id",
     "validate_key_prefix",
+    "value_part",
 ]
 
 #: Number of hash-tag buckets. Part of the storage format: changing it moves every session.
@@ -74,11 +76,19 @@ def validate_key_prefix(prefix: object) -> str:
 
 @dataclass(frozen=True)
 class BucketKeys:
-    """The listing index of one bucket: updated-at and expiry deadlines by escaped id."""
+    """The listing index of one bucket: updated-at and expiry deadlines by escaped id, and
+    the indexed metadata of its sessions."""
 
-    index: str
-    expiry: str
+    tag: str  # the bucket's hash-tagged key base: "prefix:{0042}:"
+    index: str  # ZSET: member -> update time (ms)
+    expiry: str  # ZSET: member -> deadline (ms), sessions with a TTL only
+    indexed: str  # HASH: member -> its indexed pairs, as `value_index` parts joined by "{"
     session_base: str  # a member's keys are session_base + member + ":items" (":meta", ...)
+
+    def value_index(self, key: str, value: str) -> str:
+        """The ZSET of the bucket's sessions whose metadata `key` is `value`, by update
+        time. Both sides are escaped, so the part after "v:" splits at its only ':'."""
+        return f"{self.tag}v:{value_part(key, value)}"
 
 
 @dataclass(frozen=True)
@@ -95,14 +105,30 @@ class SessionKeys:
         return f"{self.items[: -len('items')]}pop:{token}"
 
     @property
-    def script_keys(self) -> tuple[str, str, str, str, str]:
+    def script_keys(self) -> tuple[str, str, str, str, str, str]:
         """The keys every session script receives, in its KEYS order."""
-        return (self.items, self.meta, self.tokens, self.bucket.index, self.bucket.expiry)
+        bucket = self.bucket
+        return (self.items, self.meta, self.tokens, bucket.index, bucket.expiry, bucket.indexed)
+
+
+def value_part(key: str, value: str) -> str:
+    """A metadata pair as it names its value index: escaped key, ':', escaped value."""
+    return f"{escape_id(key)}:{escape_id(value)}"
+
+
+def bucket_tag(prefix: str, bucket: int) -> str:
+    return f"{prefix}:{{{bucket:04d}}}:"
 
 
 def bucket_keys(prefix: str, bucket: int) -> BucketKeys:
-    tag = f"{prefix}:{{{bucket:04d}}}"
-    return BucketKeys(index=f"{tag}:index", expiry=f"{tag}:expiry", session_base=f"{tag}:s:")
+    tag = bucket_tag(prefix, bucket)
+    return BucketKeys(
+        tag=tag,
+        index=f"{tag}index",
+        expiry=f"{tag}expiry",
+        indexed=f"{tag}indexed",
+        session_base=f"{tag}s:",
+    )
 
 
 def session_keys(prefix: str, session_id: str) -> SessionKeys:

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import random
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
-from ..backend import AUTO_TOKEN_TTL_MS, PopResult, RawItem, Snapshot, Times
+from ..backend import (
+    AUTO_TOKEN_TTL_MS,
+    PopResult,
+    RawItem,
+    Snapshot,
+    Times,
+    validate_index_metadata,
+)
 from ..info import SessionInfo, datetime_from_ms
 from ..items import DEFAULT_MAX_ITEM_BYTES
 from ..options import OnCorrupt, resolve_options
@@ -23,7 +30,8 @@ __all__ = ["RedisSession"]
 
 _R = TypeVar("_R", bound="RedisSession")
 
-#: Share of appends that also forget expired batch tokens (keeps the common append short).
+#: Share of appends that also forget expired batch tokens and clean up after expired
+#: sessions of their bucket (keeps the common append short).
 PRUNE_TOKENS_EVERY = 1 / 16
 
 
@@ -76,13 +84,15 @@ class RedisSession(BaseSession):
         max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES,
         timeout: float | None = None,
         retries: int | None = None,
+        index_metadata: Sequence[str] = (),
         connection: ClientSource | None = None,
         owns_connection: bool = True,
     ) -> None:
         """`timeout` (seconds one call may take in all, default 10) and `retries` (default
-        3) bound every call; see docs/production.md. `connection` is what a store or a fork
-        hands over instead of `client` (the source of the clients to send on, with its own
-        time budget); the session closes it iff `owns_connection`."""
+        3) bound every call; see docs/production.md. `index_metadata`: the metadata keys its
+        store indexes (`RedisStore(index_metadata=...)` passes its own). `connection` is
+        what a store or a fork hands over instead of `client` (the source of the clients to
+        send on, with its own time budget); the session closes it iff `owns_connection`."""
         options, _ = resolve_options(
             [
                 {
@@ -118,6 +128,10 @@ class RedisSession(BaseSession):
         max_items = options.max_items
         self._max_items_arg = b"" if max_items is None else str(max_items).encode()
         self._id_bytes = session_id.encode("utf-8")
+        self.index_metadata = validate_index_metadata(index_metadata)
+        # The count and names of the indexed keys, as the scripts that set metadata take them.
+        self._indexed_args: list[Any] = [len(self.index_metadata), *self.index_metadata]
+        self._append_flags = (b"i", b"pci") if self.index_metadata else (b"", b"pc")
 
     @classmethod
     def from_url(cls: type[_R], session_id: str, url: str, **options: Any) -> _R:
@@ -207,7 +221,7 @@ class RedisSession(BaseSession):
                 b"%d" % token_ttl_ms,
                 self._ttl_arg,
                 self._max_items_arg,
-                b"1" if random.random() < PRUNE_TOKENS_EVERY else b"0",
+                self._append_flags[random.random() < PRUNE_TOKENS_EVERY],
                 *encoded,
             ],
         )
@@ -254,6 +268,7 @@ class RedisSession(BaseSession):
                 "1" if metadata is not None else "0",
                 b"" if times is None else b"%d" % times[0],
                 b"" if times is None else b"%d" % times[1],
+                *self._indexed_args,
                 len(pairs) // 2,
                 *pairs,
                 *encoded,
@@ -289,7 +304,15 @@ class RedisSession(BaseSession):
             flat += [key, value]
         await self._run(
             scripts.METADATA,
-            [self._member, self._id_bytes, self._ttl_arg, len(set_pairs), *flat, *remove],
+            [
+                self._member,
+                self._id_bytes,
+                self._ttl_arg,
+                *self._indexed_args,
+                len(set_pairs),
+                *flat,
+                *remove,
+            ],
         )
 
     async def storage_touch(self) -> bool:
@@ -326,5 +349,6 @@ class RedisSession(BaseSession):
             key_prefix=self.key_prefix,
             connection=source,
             owns_connection=owns,
+            index_metadata=self.index_metadata,
             **self._options.keywords(),
         )

@@ -47,18 +47,22 @@ Command = tuple[Any, ...]
 class Transport(ABC):
     """Sends requests of commands; one round trip each (a NOSCRIPT reply costs one more)."""
 
-    async def send(self, commands: Sequence[Command]) -> list[Any]:
-        """The replies to `commands`, in order, error replies in place."""
-        replies = await self._send(commands)
+    async def send(self, commands: Sequence[Command], *, route: str | None = None) -> list[Any]:
+        """The replies to `commands`, in order, error replies in place.
+
+        `route` (one command only): on Cluster, the command goes to the node that serves the
+        key `route`, whatever keys the command names; elsewhere it changes nothing.
+        """
+        replies = await self._send(commands, route)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:
-            again = await self._send([scripts.as_eval(commands[i]) for i in missing])
+            again = await self._send([scripts.as_eval(commands[i]) for i in missing], route)
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
         return replies
 
     @abstractmethod
-    async def _send(self, commands: Sequence[Command]) -> list[Any]: ...
+    async def _send(self, commands: Sequence[Command], route: str | None = None) -> list[Any]: ...
 
     @abstractmethod
     async def aclose(self) -> None:
@@ -95,23 +99,32 @@ class ClientTransport(Transport):
                     self._initialized = True
         return client
 
-    async def _send(self, commands: Sequence[Command]) -> list[Any]:
+    async def ready(self) -> Any:
+        """The client, initialized (a Cluster client has its slot map)."""
+        return await self._ready()
+
+    async def _send(self, commands: Sequence[Command], route: str | None = None) -> list[Any]:
         if self._slots is None:
-            return await self._send_now(commands)
+            return await self._send_now(commands, route)
         waits = self._slots.locked()
         async with self._slots:
             if waits:
                 attempt_started()  # the wait for the server starts now, not in the queue
-            return await self._send_now(commands)
+            return await self._send_now(commands, route)
 
-    async def _send_now(self, commands: Sequence[Command]) -> list[Any]:
+    async def _send_now(self, commands: Sequence[Command], route: str | None) -> list[Any]:
         client = await self._ready()
         try:
             if len(commands) == 1:
+                options: dict[str, Any] = {}
+                if route is not None and self._cluster:
+                    options["target_nodes"] = client.get_node_from_key(route)
                 try:
-                    return [await client.execute_command(*commands[0])]
+                    return [await client.execute_command(*commands[0], **options)]
                 except ResponseError as error:
                     return [error]
+            if route is not None:
+                raise ValueError("a routed request holds one command")
             pipe = client.pipeline(transaction=False)
             for command in commands:
                 # execute_command: a cluster pipeline refuses its evalsha() method, but routes
@@ -148,7 +161,8 @@ class LaneTransport(Transport):
         self._all: list[Any] = []
         self._closed = False
 
-    async def _send(self, commands: Sequence[Command]) -> list[Any]:
+    async def _send(self, commands: Sequence[Command], route: str | None = None) -> list[Any]:
+        # Never Cluster: `route` changes nothing here.
         if len(commands) != 1:
             return await self._overflow._send(commands)
         if self._idle:

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, unquote
 
 from redis.asyncio.cluster import RedisCluster
 
+from ..backend import validate_index_metadata
 from ..errors import ConfigurationError
 from ..urls import mask_url, parse_bool, split_options, split_userinfo
 from .retry import BUDGET_OPTIONS, Budget
@@ -81,6 +82,7 @@ def _non_negative_int(text: str) -> int:
 _STORE_OPTIONS: dict[str, Callable[[str], Any]] = {
     "max_connections": _positive_int,
     "key_prefix": str,
+    "index_metadata": validate_index_metadata,
 }
 # The call's time budget and its retries (see retry.py), checked again by `Budget`.
 _BUDGET_OPTIONS: dict[str, Callable[[str], Any]] = {

@@ -59,15 +59,19 @@ def as_eval(command: Sequence[Any]) -> tuple[Any, ...]:
     return (name, _BY_SHA[sha].source, *command[2:])
 
 
-def load_script(name: str, prelude: str | None = "_common.lua") -> LuaScript:
+#: What the session scripts start with: their KEYS, the index helpers, the shared steps.
+SESSION_PRELUDE = ("_session.lua", "_index.lua", "_common.lua")
+#: What the bucket scripts start with: one bucket's KEYS and liveness, the index helpers.
+BUCKET_PRELUDE = ("_bucket.lua", "_index.lua")
+
+
+def load_script(name: str, prelude: Sequence[str] = SESSION_PRELUDE) -> LuaScript:
     body = _read(f"{name}.lua")
-    if prelude is None:
-        return LuaScript(name, body)
     flags = ""
     if body.startswith("#!"):
         flags, body = body.split("\n", 1)
         flags += "\n"
-    return LuaScript(name, flags + _read(prelude) + "\n" + body)
+    return LuaScript(name, flags + "".join(_read(part) + "\n" for part in prelude) + body)
 
 
 APPEND = load_script("append")
@@ -82,13 +86,20 @@ TAIL = load_script("tail")
 TAIL_TOUCH = load_script("tail_touch")
 
 # The session lock: KEYS is just the lock key.
-LOCK_ACQUIRE = load_script("lock_acquire", None)
-LOCK_RENEW = load_script("lock_renew", None)
-LOCK_RELEASE = load_script("lock_release", None)
+LOCK_ACQUIRE = load_script("lock_acquire", ())
+LOCK_RENEW = load_script("lock_renew", ())
+LOCK_RELEASE = load_script("lock_release", ())
 
-# Bucket scripts: KEYS are one bucket's index and expiry sets (see _bucket.lua).
-LIST_BUCKET = load_script("list_bucket", "_bucket.lua")
-COUNT_BUCKET = load_script("count_bucket", "_bucket.lua")
-PURGE_BUCKET = load_script("purge_bucket", "_bucket.lua")
-EXPIRED_BUCKET = load_script("expired_bucket", "_bucket.lua")
-IDS_BUCKET = load_script("ids_bucket", "_bucket.lua")
+# Bucket scripts: KEYS are one bucket's index, expiry and indexed sets (see _bucket.lua).
+PURGE_BUCKET = load_script("purge_bucket", BUCKET_PRELUDE)
+EXPIRED_BUCKET = load_script("expired_bucket", BUCKET_PRELUDE)
+IDS_BUCKET = load_script("ids_bucket", BUCKET_PRELUDE)
+REINDEX_BUCKET = load_script("reindex_bucket", BUCKET_PRELUDE)
+
+# Node scripts: every bucket of one server (a Cluster node: the buckets whose slots it
+# serves) in one call. Cluster refuses a command whose declared keys span slots, so these
+# get their buckets as arguments and carry the allow-cross-slot-keys flag (Redis 7.0,
+# Valkey 7.2), which lets a script reach keys of several slots of its own node.
+LIST_NODE = load_script("list_node", ())
+COUNT_NODE = load_script("count_node", ())
+DETAILS_NODE = load_script("details_node", ())

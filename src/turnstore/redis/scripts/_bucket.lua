@@ -1,7 +1,8 @@
--- Shared by the bucket (listing) scripts. KEYS: bucket index, bucket expiry.
+-- Shared by the bucket scripts. KEYS: bucket index, bucket expiry, bucket indexed metadata.
 -- ARGV[1] is the key base of the bucket's sessions ("prefix:{0042}:s:"), so a session's keys
 -- are built from its member; they share the bucket's hash tag, hence its slot.
-local INDEX, EXPIRY, BASE = KEYS[1], KEYS[2], ARGV[1]
+local INDEX, EXPIRY, INDEXED, BASE = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
+local TAG = string.sub(INDEX, 1, -6) -- INDEX is TAG .. 'index'
 
 local function now_ms()
   local t = redis.call('TIME')

@@ -1,6 +1,4 @@
--- Shared by every session script. KEYS: items, meta, tokens, bucket index, bucket expiry.
-local ITEMS, META, TOKENS, INDEX, EXPIRY = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-
+-- Shared by every session script, after _session.lua and _index.lua.
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -33,7 +31,21 @@ end
 -- it) and deadline. Returns what set_deadline returns.
 local function stamp(member, now, ttl_ms)
   redis.call('ZADD', INDEX, now, member)
+  if INDEXING then
+    refresh_indexed(member, now)
+  end
   return set_deadline(member, now, ttl_ms)
+end
+
+-- Indexed keys passed as ARGV[first] = count, then the keys. Returns the list and the
+-- position after it.
+local function indexed_keys(first)
+  local keys = {}
+  local n = tonumber(ARGV[first])
+  for i = first + 1, first + n do
+    keys[#keys + 1] = ARGV[i]
+  end
+  return keys, first + n + 1
 end
 
 -- The hash of a session that has none yet.

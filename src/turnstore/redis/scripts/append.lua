@@ -1,6 +1,10 @@
--- ARGV: member, session_id, token, token_ttl_ms, ttl_ms, max_items, prune ('1' or '0'), item...
+-- ARGV: member, session_id, token, token_ttl_ms, ttl_ms, max_items, flags, item...
+-- flags: 'p' forget expired batch tokens, 'c' clean expired sessions of the bucket, 'i' the
+-- store indexes metadata (the session's value index entries get the update time too).
 -- Appends the items unless the batch token was already applied. Returns 1, or 0 for a repeat.
 local member, session_id, token = ARGV[1], ARGV[2], ARGV[3]
+local flags = ARGV[7]
+INDEXING = string.find(flags, 'i', 1, true) ~= nil
 local now = now_ms()
 local token_deadline = now + tonumber(ARGV[4])
 if redis.call('ZADD', TOKENS, 'NX', token_deadline, token) == 0 then
@@ -10,7 +14,7 @@ if redis.call('ZADD', TOKENS, 'NX', token_deadline, token) == 0 then
   end
   redis.call('ZADD', TOKENS, token_deadline, token)
 end
-if ARGV[7] == '1' then
+if string.find(flags, 'p', 1, true) then
   -- Forgetting expired tokens is amortized: the caller asks for it on a fraction of appends.
   redis.call('ZREMRANGEBYSCORE', TOKENS, '-inf', now)
 end
@@ -26,8 +30,10 @@ end
 -- A list that is exactly this batch long was empty before it: only then can the session be
 -- new, and only then is its hash looked at. Otherwise the hash is left alone (the index
 -- score is the update time), which keeps the common append one server call shorter.
-if push_all(8) == #ARGV - 7 then
-  ensure_hash(member, session_id, now)
+local created = false
+if push_all(8) == #ARGV - 7 and redis.call('EXISTS', META) == 0 then
+  create(member, session_id, now)
+  created = true
 end
 trim(ARGV[6])
 if stamp(member, now, ARGV[5]) == 0 then
@@ -36,5 +42,13 @@ if stamp(member, now, ARGV[5]) == 0 then
   -- make it again rather than leave the session unlisted.
   create(member, session_id, now)
   set_deadline(member, now, ARGV[5])
+end
+-- Expired sessions leave their index entries behind: writes clean them up as they go, a few
+-- for every new session (so the index keeps pace with the sessions that can expire) and more
+-- on a share of the other appends.
+if created then
+  remove_expired(now, 2)
+elseif string.find(flags, 'c', 1, true) then
+  remove_expired(now, 8)
 end
 return 1

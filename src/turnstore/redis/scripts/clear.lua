@@ -4,6 +4,7 @@
 local existed = redis.call('DEL', ITEMS, META)
 redis.call('ZREM', INDEX, ARGV[1])
 redis.call('ZREM', EXPIRY, ARGV[1])
+drop_indexed(ARGV[1])
 if existed > 0 then
   return 1
 end

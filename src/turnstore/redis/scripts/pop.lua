@@ -1,11 +1,12 @@
--- KEYS[6]: this call's receipt key.
+-- KEYS[7]: this call's receipt key.
 -- ARGV: member, session_id, ttl_ms, skip_corrupt ('1' or '0'), tombstone, receipt_ttl_ms
 -- Removes the newest item that decodes as a JSON object and returns {item, position}.
 -- A corrupt newest item is skipped (and left in place) when skip_corrupt is '1'; otherwise
 -- the script stops there and returns {item, position, 1} without removing anything.
 -- The result is kept under the call's receipt key for a while: a retry of the same call
 -- (its reply lost) gets the same item back instead of popping a second one.
-local RECEIPT = KEYS[6]
+local RECEIPT = KEYS[7]
+INDEXING = true
 local receipt = redis.call('GET', RECEIPT)
 if receipt then
   local cut = string.find(receipt, '\n', 1, true)
