@@ -121,8 +121,9 @@ def corrupt_own_redis(url: str, key_prefix: str) -> None:
     """A session of our own layout whose second stored item is cut short."""
     seed(f"{url}?key_prefix={key_prefix}", [("torn", CONVERSATION[:1], {"k": "v"})])
     with redis.Redis.from_url(url) as client:
-        client.rpush(session_keys(key_prefix, "torn").items, b'{"role": "user", "cont')
-        client.rpush(session_keys(key_prefix, "torn").items, json.dumps(CONVERSATION[1]).encode())
+        items_key = session_keys(key_prefix, "torn", 1).items  # one bucket off Cluster
+        client.rpush(items_key, b'{"role": "user", "cont')
+        client.rpush(items_key, json.dumps(CONVERSATION[1]).encode())
 
 
 # -- the migrations ------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from tests.servers import (
     wait_cluster_ok,
 )
 from turnstore import BackendUnavailableError, RedisSession, RedisStore
-from turnstore.redis.keys import session_keys
+from turnstore.redis.keys import CLUSTER_BUCKETS, session_keys
 
 #: Slack for a loaded machine on top of every time bound.
 MARGIN = 3.0
@@ -317,7 +317,8 @@ def ids_on(cluster: ClusterTopology, node: RedisServer, count: int) -> list[str]
     while len(found) < count:
         session_id = unique_id("w")
         # The hash tag is the session's bucket, whatever the key prefix.
-        if cluster.owner_of(key_slot(session_keys("p", session_id).items.encode())) is node:
+        items = session_keys("p", session_id, CLUSTER_BUCKETS).items
+        if cluster.owner_of(key_slot(items.encode())) is node:
             found.append(session_id)
     return found
 

@@ -21,7 +21,7 @@ from tests.servers import RedisServer
 from turnstore import ConfigurationError, RedisSession, SessionClosedError
 from turnstore.backend import AUTO_TOKEN_TTL_MS, IDEMPOTENCY_TTL_MS
 from turnstore.conformance.items import turn, user
-from turnstore.redis.keys import escape_id, session_keys, unescape_id
+from turnstore.redis.keys import CLUSTER_BUCKETS, escape_id, session_keys, unescape_id
 
 
 @pytest.fixture
@@ -48,12 +48,14 @@ def test_every_key_of_a_session_shares_one_slot(session_id: str) -> None:
 
 def test_keys_of_distinct_ids_and_prefixes_never_collide() -> None:
     seen: dict[str, tuple[str, str]] = {}
-    for prefix in ["turnstore", "turnstore:a", "app", "app:"]:
-        for session_id in [*TRICKY_IDS, "turnstore", "s:a", "a:meta"]:
-            keys = session_keys(prefix, session_id)
-            for key in (keys.items, keys.meta, keys.tokens, keys.lock):
-                assert key not in seen, (key, seen.get(key), (prefix, session_id))
-                seen[key] = (prefix, session_id)
+    for buckets in (1, CLUSTER_BUCKETS):
+        seen.clear()
+        for prefix in ["turnstore", "turnstore:a", "app", "app:"]:
+            for session_id in [*TRICKY_IDS, "turnstore", "s:a", "a:meta"]:
+                keys = session_keys(prefix, session_id, buckets)
+                for key in (keys.items, keys.meta, keys.tokens, keys.lock):
+                    assert key not in seen, (key, seen.get(key), (prefix, session_id))
+                    seen[key] = (prefix, session_id)
 
 
 @pytest.mark.parametrize("session_id", TRICKY_IDS)
@@ -69,9 +71,12 @@ def test_bad_key_prefix_is_a_configuration_error(prefix: Any) -> None:
         RedisSession("s", client=aioredis.Redis(), key_prefix=prefix)
 
 
-async def test_sessions_spread_over_many_hash_tags(client: aioredis.Redis) -> None:
-    slots = {key_slot(session_keys("p", f"user-{n}").items.encode()) for n in range(200)}
-    assert len(slots) > 150
+async def test_cluster_sessions_spread_over_many_hash_tags() -> None:
+    slots = {
+        key_slot(session_keys("p", f"user-{n}", CLUSTER_BUCKETS).items.encode())
+        for n in range(1000)
+    }
+    assert len(slots) > 200
 
 
 async def test_items_live_in_one_list_one_json_element_each(client: aioredis.Redis) -> None:

@@ -29,7 +29,7 @@ from tests.backends import unique_id
 from tests.redis_backend.batches import applied_twice, batch, batch_key, stored_batches
 from tests.servers import ClusterTopology, RedisServer, SlotMigration, start_cluster
 from turnstore import RedisSession, RedisStore
-from turnstore.redis.keys import bucket_of
+from turnstore.redis.keys import CLUSTER_BUCKETS, bucket_of
 
 #: What a caller sees while a session's slot is being moved (and should retry).
 MIGRATION_ERRORS = (ClusterError, TryAgainError, RedisConnectionError, RedisTimeoutError)
@@ -63,12 +63,12 @@ def other_node(cluster: ClusterTopology, slot: int) -> RedisServer:
 
 def neighbour_ids(session_id: str, count: int) -> list[str]:
     """Ids of other sessions in the same hash-tag bucket, hence the same slot."""
-    bucket = bucket_of(session_id)
+    bucket = bucket_of(session_id, CLUSTER_BUCKETS)
     found: list[str] = []
     n = 0
     while len(found) < count:
         candidate = f"{session_id}-n{n}"
-        if bucket_of(candidate) == bucket:
+        if bucket_of(candidate, CLUSTER_BUCKETS) == bucket:
             found.append(candidate)
         n += 1
     return found

@@ -1,9 +1,11 @@
 """Redis key layout.
 
-Every key of a session is ``{prefix}:{BUCKET}:s:{escaped id}:{kind}``. The hash tag
-``{BUCKET}`` is derived from the session id (CRC-32 of its UTF-8 bytes, modulo `BUCKETS`), so
-all of a session's keys, and the bucket's listing index, share one Cluster slot: every write,
-index entry included, is one atomic script on standalone and Cluster alike.
+Every key of a session is ``{prefix}:{BUCKET}:s:{escaped id}:{kind}``. On Redis Cluster the
+hash tag ``{BUCKET}`` is derived from the session id (CRC-32 of its UTF-8 bytes, modulo
+`CLUSTER_BUCKETS`), so all of a session's keys, and the bucket's listing index, share one
+Cluster slot: every write, index entries included, is one atomic script. A single server
+(standalone, Sentinel) has one bucket, `{0000}`: its listing index is one sorted set, which
+a page reads as one, where 256 would cost a read each.
 
 The escaped id sits outside the hash tag and cannot be confused with another session's: `%`,
 `{`, `}` and `:` are percent-escaped, so the escaped id holds no `:` and no braces, and the
@@ -19,8 +21,9 @@ from dataclasses import dataclass
 from ..errors import ConfigurationError
 
 __all__ = [
-    "BUCKETS",
+    "CLUSTER_BUCKETS",
     "SessionKeys",
+    "bucket_count",
     "bucket_keys",
     "bucket_of",
     "bucket_tag",
@@ -31,8 +34,16 @@ __all__ = [
     "value_part",
 ]
 
-#: Number of hash-tag buckets. Part of the storage format: changing it moves every session.
-BUCKETS = 1024
+#: Number of hash-tag buckets on Cluster. Part of the storage format: changing it moves
+#: every session. Enough slots to spread over a few dozen primaries, few enough that a page,
+#: which reads the top of every bucket a node holds, stays cheap.
+CLUSTER_BUCKETS = 256
+
+
+def bucket_count(cluster: bool) -> int:
+    """Buckets of the layout: `CLUSTER_BUCKETS` on Cluster, else one."""
+    return CLUSTER_BUCKETS if cluster else 1
+
 
 _ESCAPES = {"%": "%25", "{": "%7B", "}": "%7D", ":": "%3A"}
 
@@ -60,8 +71,8 @@ def unescape_id(escaped: str) -> str:
     return "".join(out)
 
 
-def bucket_of(session_id: str) -> int:
-    return zlib.crc32(session_id.encode("utf-8")) % BUCKETS
+def bucket_of(session_id: str, buckets: int) -> int:
+    return zlib.crc32(session_id.encode("utf-8")) % buckets
 
 
 def validate_key_prefix(prefix: object) -> str:
@@ -131,8 +142,9 @@ def bucket_keys(prefix: str, bucket: int) -> BucketKeys:
     )
 
 
-def session_keys(prefix: str, session_id: str) -> SessionKeys:
-    bucket = bucket_keys(prefix, bucket_of(session_id))
+def session_keys(prefix: str, session_id: str, buckets: int) -> SessionKeys:
+    """The keys of a session in a layout of `buckets` buckets (see `bucket_count`)."""
+    bucket = bucket_keys(prefix, bucket_of(session_id, buckets))
     member = escape_id(session_id)
     base = f"{bucket.session_base}{member}"
     return SessionKeys(

@@ -22,7 +22,7 @@ from ..session import BaseSession
 from ..urls import mask_url
 from . import scripts
 from .clients import AnyRedis, ClientSource
-from .keys import SessionKeys, session_keys, validate_key_prefix
+from .keys import SessionKeys, bucket_count, session_keys, validate_key_prefix
 from .retry import BUDGET_OPTIONS, Budget
 from .urls import default_redis_url, parse_redis_url
 
@@ -118,7 +118,7 @@ class RedisSession(BaseSession):
         self.key_prefix = key_prefix
         self._source = connection
         self._owns_source = owns_connection
-        self._keys = session_keys(key_prefix, session_id)
+        self._keys = session_keys(key_prefix, session_id, bucket_count(connection.cluster))
         # Arguments that never change are encoded once: redis-py would encode every str and
         # int again on every call, which shows on the append path.
         self._script_keys: tuple[bytes, ...] = tuple(k.encode() for k in self._keys.script_keys)

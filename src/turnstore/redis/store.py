@@ -28,8 +28,8 @@ from ..urls import mask_url
 from . import scripts
 from .clients import DEFAULT_MAX_CONNECTIONS, AnyRedis, ClientSource
 from .keys import (
-    BUCKETS,
     BucketKeys,
+    bucket_count,
     bucket_keys,
     escape_id,
     session_keys,
@@ -57,8 +57,8 @@ DELETE_PAGE = 200
 #: Buckets per round trip of `reindex`, and sessions per bucket and round.
 REINDEX_BUCKETS = 128
 REINDEX_COUNT = 100
-#: Rounds a read of every node starts over when Cluster slots moved meanwhile.
-_NODE_ROUNDS = 4
+#: First wait before a read of every node starts over because Cluster slots are moving.
+_MOVING_PAUSE = 0.02
 
 
 def _b(value: bytes | str) -> bytes:
@@ -118,8 +118,9 @@ class RedisStore(BaseStore):
         self.key_prefix = validate_key_prefix(key_prefix)
         self.options = options
         self.index_metadata = validate_index_metadata(index_metadata)
-        self._buckets = [bucket_keys(self.key_prefix, b) for b in range(BUCKETS)]
-        self._every_bucket = _Group.of(self._buckets, range(BUCKETS))
+        self._bucket_count = bucket_count(connection.cluster)
+        self._buckets = [bucket_keys(self.key_prefix, b) for b in range(self._bucket_count)]
+        self._every_bucket = _Group.of(self._buckets, range(self._bucket_count))
         self._cluster_groups: tuple[Any, tuple[str, ...], list[_Group]] | None = None
 
     @classmethod
@@ -289,15 +290,24 @@ class RedisStore(BaseStore):
         return list(replies)
 
     async def _on_every_node(self, work: Callable[[list[_Group]], Awaitable[_T]]) -> _T:
-        """`work(groups)`, done again from the start when Cluster slots moved meanwhile."""
-        for _ in range(_NODE_ROUNDS):
+        """`work(groups)`, done again from the start when Cluster slots moved meanwhile, or
+        are moving (a slot being migrated stays with its node until the move ends): waiting
+        a little longer each time, within the time budget of one call."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._source.budget.timeout
+        pause = _MOVING_PAUSE
+        while True:
             try:
                 return await work(await self._groups())
             except _SlotsMoved:
-                continue
-        raise BackendUnavailableError(
-            f"Cluster slots kept moving while every node of {self._source.where} was read"
-        )
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise BackendUnavailableError(
+                        f"Cluster slots were still moving after {self._source.budget.timeout}"
+                        f" s while every node of {self._source.where} was read"
+                    ) from None
+                await asyncio.sleep(min(pause, left))
+                pause = min(pause * 2, 0.5)
 
     # -- listing ---------------------------------------------------------------------------
 
@@ -413,7 +423,9 @@ class RedisStore(BaseStore):
     async def count_expired(self) -> int:
         """How many sessions `purge_expired` would remove now (nothing is changed)."""
         self._check_open()
-        counts = await self._run_buckets(scripts.EXPIRED_BUCKET, range(BUCKETS), lambda b: [])
+        counts = await self._run_buckets(
+            scripts.EXPIRED_BUCKET, range(self._bucket_count), lambda b: []
+        )
         return sum(int(c) for c in counts)
 
     async def purge_expired(self) -> int:
@@ -423,7 +435,7 @@ class RedisStore(BaseStore):
         index stays near the live sessions without this; it is an immediate sweep."""
         self._check_open()
         removed = 0
-        buckets = list(range(BUCKETS))
+        buckets = list(range(self._bucket_count))
         while buckets:
             replies = await self._run_buckets(
                 scripts.PURGE_BUCKET, buckets, lambda b: [PURGE_BATCH]
@@ -436,7 +448,7 @@ class RedisStore(BaseStore):
         """Every live session id (unordered); reads the index page by page, never KEYS."""
         self._check_open()
         ids: list[str] = []
-        positions = dict.fromkeys(range(BUCKETS), 0)
+        positions = dict.fromkeys(range(self._bucket_count), 0)
         while positions:
             order = sorted(positions)
             replies = await self._run_buckets(
@@ -482,7 +494,7 @@ class RedisStore(BaseStore):
             elif page.sessions:
                 commands = []
                 for info in page.sessions:
-                    keys = session_keys(self.key_prefix, info.session_id)
+                    keys = session_keys(self.key_prefix, info.session_id, self._bucket_count)
                     commands.append(
                         self._source.script_command(scripts.CLEAR, keys.script_keys, [keys.member])
                     )
@@ -514,7 +526,7 @@ class RedisStore(BaseStore):
             await self._source.send([("DEL", key), ("HSET", key, "keys", wanted, "done", "0")])
         positions = {
             bucket: state.get(f"b{bucket}", "0")
-            for bucket in range(BUCKETS)
+            for bucket in range(self._bucket_count)
             if state.get(f"b{bucket}") != "end"
         }
         done = int(state.get("done", "0"))
