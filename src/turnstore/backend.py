@@ -97,10 +97,15 @@ class Snapshot:
 def validate_index_metadata(names: object) -> tuple[str, ...]:
     """`index_metadata` as a tuple of distinct non-empty keys; `ConfigurationError` else.
 
-    A comma-separated `str` (the URL form, `?index_metadata=user_id,tenant`) is split.
+    A `str` is only the URL form, comma-separated (`?index_metadata=user_id,tenant`): it is
+    split and its parts stripped; `""` names no key. A repeated key, an empty key (`"a,,b"`,
+    `[""]`) or a key that is not a `str` is refused rather than dropped, since it is a
+    mistake in the configuration.
     """
     if isinstance(names, str):
-        names = [part.strip() for part in names.split(",") if part.strip()]
+        if not names.strip():
+            return ()
+        names = [part.strip() for part in names.split(",")]
     if not isinstance(names, Sequence) or isinstance(names, (bytes, bytearray)):
         raise ConfigurationError(
             f"index_metadata must be a sequence of metadata keys, not {names!r}"
@@ -109,8 +114,9 @@ def validate_index_metadata(names: object) -> tuple[str, ...]:
     for name in names:
         if not isinstance(name, str) or not name:
             raise ConfigurationError(f"index_metadata keys must be non-empty str, not {name!r}")
-        if name not in keys:
-            keys.append(name)
+        if name in keys:
+            raise ConfigurationError(f"index_metadata names {name!r} twice")
+        keys.append(name)
     return tuple(keys)
 
 
