@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -230,6 +230,10 @@ class StoreBackend(Protocol):
     `list_sessions` pages newest first by (update time, id), with a cursor from
     `turnstore.store.encode_cursor`; a filter on a key of `index_metadata` costs time in
     proportion to the page, not the store. `count_sessions` does not grow with the sessions.
+    Every write removes a bounded number of expired sessions (or their index entries) on
+    its way, so storage stays near the live sessions without `purge_expired()`.
+    `delete_sessions` comes from `BaseStore` (through `list_sessions`) unless the backend
+    has a faster way.
     """
 
     def session(self, session_id: str, **overrides: Any) -> SessionBackend:
@@ -252,6 +256,18 @@ class StoreBackend(Protocol):
     async def delete_session(self, session_id: str) -> bool: ...
 
     async def purge_expired(self) -> int: ...
+
+    async def reindex(self, *, progress: Callable[[int], object] | None = None) -> int:
+        """(Re)build the metadata index for the store's current `index_metadata`.
+
+        Resumable: interrupted (a crash, `progress` raising), the next call continues where
+        the last committed step ended. On a complete index it is cheap, changes nothing and
+        returns 0. `progress(done)` is called after each step with the sessions indexed so
+        far. Returns the number of live sessions this call indexed; afterwards a listing
+        filtered on an indexed key finds the sessions written before the key was indexed.
+        `BaseStore.reindex` serves a backend without an index.
+        """
+        ...
 
     async def ping(self) -> bool: ...
 
