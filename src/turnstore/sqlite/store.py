@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from ..backend import validate_index_metadata
-from ..errors import BackendUnavailableError, ConfigurationError
+from ..errors import BackendError, BackendUnavailableError, ConfigurationError
 from ..info import SessionInfo, SessionPage
 from ..items import DEFAULT_MAX_ITEM_BYTES
 from ..options import OnCorrupt, SessionOptions, resolve_options, validate_session_id
@@ -266,6 +266,11 @@ class SQLiteStore(BaseStore):
         far. Returns how many live sessions it indexed: 0 when every index was complete.
         A read-only store raises `BackendError` (it cannot write the index).
         """
+        self._check_open()
+        if self.read_only:
+            raise BackendError(
+                f"SQLite database {self.db_path} is open read-only: reindex writes the index"
+            )
         schema, size = self._schema, self.batch
 
         def job(conn: sqlite3.Connection) -> int | None:
