@@ -56,6 +56,13 @@ class RedisBackend(Backend):
             return RedisSession(session_id, client=self.client, key_prefix=key_prefix, **options)
         return self._store_for(key_prefix).session(session_id, **options)
 
+    def store_with(self, **options: Any) -> Any:
+        if self.injected:
+            return RedisStore(self.client, key_prefix=self.prefix, **options)
+        store = RedisStore.from_url(self.url, key_prefix=self.prefix, **options)
+        self._url_stores.append(store)
+        return store
+
     def other_client_session(self, session_id: str, **options: Any) -> RedisSession:
         key_prefix = options.pop("key_prefix", self.prefix)
         if self.injected:
@@ -94,6 +101,13 @@ class SQLiteBackend(Backend):
         self._stores: list[Any] = []
         self.store = SQLiteStore(db_path) if db_path != ":memory:" else SQLiteStore(":memory:")
         self._stores.append(self.store)
+        # An in-memory database belongs to its one connection: another store gets its own.
+        self.reopens = db_path != ":memory:"
+
+    def store_with(self, **options: Any) -> Any:
+        store = type(self.store)(self.db_path, **options)
+        self._stores.append(store)
+        return store
 
     def session(self, session_id: str | None = None, **options: Any) -> BaseSession:
         session: BaseSession = self.store.session(
@@ -133,6 +147,11 @@ class MemoryBackend(Backend):
 
     def session(self, session_id: str | None = None, **options: Any) -> BaseSession:
         return self.store.session(unique_id() if session_id is None else session_id, **options)
+
+    def store_with(self, **options: Any) -> Any:
+        store = MemoryStore(name=self._store_name, **options)
+        self._stores.append(store)
+        return store
 
     def other_client_session(self, session_id: str, **options: Any) -> BaseSession:
         store = MemoryStore(name=self._store_name)

@@ -44,7 +44,14 @@ BACKEND_KEYWORDS: dict[Any, set[str]] = {
         "owns_connection",
         "store",
     },
-    SQLiteStore: {"db_path", "sessions_table", "messages_table", "read_only", "busy_timeout"},
+    SQLiteStore: {
+        "db_path",
+        "index_metadata",
+        "sessions_table",
+        "messages_table",
+        "read_only",
+        "busy_timeout",
+    },
     MemorySession: {"session_id", "connection", "owns_connection"},
     MemoryStore: {"name", "index_metadata"},
 }

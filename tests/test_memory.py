@@ -104,12 +104,37 @@ async def test_stores_on_one_name_share_their_sessions() -> None:
     assert await second.session("s").get_items() == [user("hi")]  # the other stays open
 
 
-def test_one_name_cannot_be_opened_with_another_index() -> None:
+async def test_stores_on_one_name_may_index_different_keys() -> None:
     name = unique_id("indexed")
-    kept = MemoryStore(name=name, index_metadata=["a"])
-    with pytest.raises(ConfigurationError, match=name):
-        MemoryStore(name=name, index_metadata=["b"])
-    assert kept.index_metadata == ("a",)
+    first = MemoryStore(name=name, index_metadata=["a"])
+    second = MemoryStore(name=name, index_metadata=["b"])
+    await first.session("s").update_metadata({"a": "1", "b": "2"})
+    assert await ids_matching(second, 10, a="1") == ["s"]
+    assert await ids_matching(first, 10, b="2") == ["s"]
+    assert (first.index_metadata, second.index_metadata) == (("a",), ("b",))
+
+
+async def test_a_key_indexed_after_sessions_existed_is_found_after_reindex() -> None:
+    name = unique_id("later")
+    plain = MemoryStore(name=name)
+    for n in range(3):
+        await plain.session(f"s{n}").update_metadata({"user_id": "u1"})
+    indexed = MemoryStore(name=name, index_metadata=["user_id"])
+    assert await indexed.reindex() == 3
+    assert await ids_matching(indexed, 10, user_id="u1") == ["s2", "s1", "s0"]
+    assert await indexed.reindex() == 0
+
+
+async def test_writes_forget_expired_sessions_without_a_purge() -> None:
+    store = MemoryStore(index_metadata=["tenant"])
+    for n in range(40):
+        await store.session(f"short{n}", ttl=0.05).update_metadata({"tenant": "t"})
+    await asyncio.sleep(0.1)
+    long = store.session("long")
+    for n in range(25):  # SWEEP_PER_WRITE (2) each: enough for all 40
+        await long.add_items([user(f"m{n}")])
+    assert store._data.stored() == (1, 0)
+    assert await store.purge_expired() == 0
 
 
 async def test_a_standalone_session_has_its_own_store_and_closes() -> None:

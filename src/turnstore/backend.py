@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -97,10 +97,15 @@ class Snapshot:
 def validate_index_metadata(names: object) -> tuple[str, ...]:
     """`index_metadata` as a tuple of distinct non-empty keys; `ConfigurationError` else.
 
-    A comma-separated `str` (the URL form, `?index_metadata=user_id,tenant`) is split.
+    A `str` is only the URL form, comma-separated (`?index_metadata=user_id,tenant`): it is
+    split and its parts stripped; `""` names no key. A repeated key, an empty key (`"a,,b"`,
+    `[""]`) or a key that is not a `str` is refused rather than dropped, since it is a
+    mistake in the configuration.
     """
     if isinstance(names, str):
-        names = [part.strip() for part in names.split(",") if part.strip()]
+        if not names.strip():
+            return ()
+        names = [part.strip() for part in names.split(",")]
     if not isinstance(names, Sequence) or isinstance(names, (bytes, bytearray)):
         raise ConfigurationError(
             f"index_metadata must be a sequence of metadata keys, not {names!r}"
@@ -109,8 +114,9 @@ def validate_index_metadata(names: object) -> tuple[str, ...]:
     for name in names:
         if not isinstance(name, str) or not name:
             raise ConfigurationError(f"index_metadata keys must be non-empty str, not {name!r}")
-        if name not in keys:
-            keys.append(name)
+        if name in keys:
+            raise ConfigurationError(f"index_metadata names {name!r} twice")
+        keys.append(name)
     return tuple(keys)
 
 
@@ -224,6 +230,10 @@ class StoreBackend(Protocol):
     `list_sessions` pages newest first by (update time, id), with a cursor from
     `turnstore.store.encode_cursor`; a filter on a key of `index_metadata` costs time in
     proportion to the page, not the store. `count_sessions` does not grow with the sessions.
+    Every write removes a bounded number of expired sessions (or their index entries) on
+    its way, so storage stays near the live sessions without `purge_expired()`.
+    `delete_sessions` comes from `BaseStore` (through `list_sessions`) unless the backend
+    has a faster way.
     """
 
     def session(self, session_id: str, **overrides: Any) -> SessionBackend:
@@ -246,6 +256,18 @@ class StoreBackend(Protocol):
     async def delete_session(self, session_id: str) -> bool: ...
 
     async def purge_expired(self) -> int: ...
+
+    async def reindex(self, *, progress: Callable[[int], object] | None = None) -> int:
+        """(Re)build the metadata index for the store's current `index_metadata`.
+
+        Resumable: interrupted (a crash, `progress` raising), the next call continues where
+        the last committed step ended. On a complete index it is cheap, changes nothing and
+        returns 0. `progress(done)` is called after each step with the sessions indexed so
+        far. Returns the number of live sessions this call indexed; afterwards a listing
+        filtered on an indexed key finds the sessions written before the key was indexed.
+        `BaseStore.reindex` serves a backend without an index.
+        """
+        ...
 
     async def ping(self) -> bool: ...
 

@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_URL",
     "ENTRY_POINT_GROUP",
     "BaseStore",
+    "Progress",
     "SessionStore",
     "decode_cursor",
     "deletion_filters",
@@ -41,6 +42,8 @@ DEFAULT_URL = "sqlite:///turnstore.db"
 ENTRY_POINT_GROUP = "turnstore.backends"
 
 StoreOpener = Callable[..., "SessionStore"]
+#: What `reindex(progress=...)` calls with the number of sessions indexed so far.
+Progress = Callable[[int], object]
 _T = TypeVar("_T", bound="BaseStore")
 
 
@@ -71,6 +74,8 @@ class SessionStore(Protocol):
         updated_before: datetime | None = None,
         dry_run: bool = False,
     ) -> int: ...
+
+    async def reindex(self, *, progress: Progress | None = None) -> int: ...
 
     async def purge_expired(self) -> int: ...
 
@@ -152,6 +157,28 @@ class BaseStore(ABC):
             cursor = page.next_cursor
             if cursor is None:
                 return found
+
+    async def reindex(self, *, progress: Progress | None = None) -> int:
+        """(Re)build the metadata index for the store's current `index_metadata`.
+
+        For sessions written before a key was in `index_metadata` (or by a writer that did
+        not index it): afterwards, `list_sessions(metadata=...)` on that key pages from the
+        index and finds them. Sessions written while it runs are indexed by their writes.
+
+        - Resumable: it works in steps that each commit; interrupted (a crash, a timeout,
+          `progress` raising), the next call continues where the last step ended.
+        - Cheap and correct on a complete index: it returns 0 and changes nothing.
+        - `progress(done)` is called after each step with the number of sessions indexed
+          so far by this call.
+
+        Returns the number of live sessions this call indexed. This default serves a
+        backend that keeps no index of its own: with no `index_metadata` there is nothing
+        to build (0); a backend with one overrides it.
+        """
+        self._check_open()
+        if getattr(self, "index_metadata", ()):
+            raise NotImplementedError(f"{type(self).__name__} does not implement reindex()")
+        return 0
 
     @abstractmethod
     async def storage_close(self) -> None:

@@ -30,6 +30,9 @@ class Backend:
 
     name = "abstract"
     store: Any  # a SessionStore over the same storage as `session()`
+    #: True when `store_with` reaches the storage of `store`; False when it can only open a
+    #: new, empty one (an in-memory database that one connection holds).
+    reopens = True
 
     def session(self, session_id: str | None = None, **options: Any) -> BaseSession:
         raise NotImplementedError
@@ -41,6 +44,11 @@ class Backend:
     def owning_session(self, session_id: str | None = None, **options: Any) -> BaseSession:
         """A session that opened its own connections (so it may serve several event loops)."""
         return self.session(session_id, **options)
+
+    def store_with(self, **options: Any) -> SessionStore:
+        """Another store of this backend with these store options (`index_metadata=...`),
+        over the same storage when `reopens`; closed by `aclose`."""
+        raise NotImplementedError
 
     async def inject_raw(self, session: BaseSession, raw: str) -> None:
         """Store a raw value behind the validation (what a foreign writer may leave).
@@ -101,8 +109,13 @@ class UrlBackend(Backend):
         self._stores.append(store)
         return store.session(session_id, **options)
 
+    def store_with(self, **options: Any) -> SessionStore:
+        store = open_store(self.url, **options)
+        self._stores.append(store)
+        return store
+
     async def start(self) -> None:
-        await self._second_open_shares()
+        self.reopens = await self._second_open_shares()
         await self.empty()
 
     async def aclose(self) -> None:

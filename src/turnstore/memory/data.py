@@ -2,8 +2,12 @@
 
 Every operation runs whole under one mutex (no awaits inside), so it is atomic between tasks
 and between the threads of `Runner.run_sync`. Expired sessions stop being visible at their
-deadline: a heap of deadlines moves them out of the index on the next operation, and
-`purge()` forgets them.
+deadline: a heap of deadlines moves them out of the index on the next operation; every write
+forgets a few of them (`SWEEP_PER_WRITE`), and `purge()` forgets them all at once.
+
+The metadata index has one sorted list per (key, value) of every key a store on this data
+named in `index_metadata` (`register`). A key registered while sessions exist is complete
+once `reindex()` ran; until then listings filtered on it walk the sessions in order.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ from ..errors import SessionClosedError
 from ..info import SessionInfo, datetime_from_ms
 from ..items import decode_item
 
-__all__ = ["MemoryConnection", "MemoryData", "now_ms"]
+__all__ = ["SWEEP_PER_WRITE", "MemoryConnection", "MemoryData", "now_ms"]
+
+#: Expired sessions a write forgets on its way (bounded work per write).
+SWEEP_PER_WRITE = 2
 
 
 def now_ms() -> int:
@@ -50,7 +57,7 @@ _Key = tuple[int, str]
 class MemoryData:
     """One store's worth of sessions (shared by every `MemoryStore` opened on its name)."""
 
-    index_metadata: tuple[str, ...] = ()
+    _indexed: dict[str, bool] = field(default_factory=dict)  # key -> index complete
     _sessions: dict[str, _Entry] = field(default_factory=dict)
     _tokens: dict[str, dict[str, int]] = field(default_factory=dict)
     _locks: dict[str, _Lock] = field(default_factory=dict)
@@ -79,6 +86,20 @@ class MemoryData:
             ]
             heapq.heapify(self._deadlines)
 
+    def _clean(self, now: int) -> None:
+        """Forget up to `SWEEP_PER_WRITE` expired sessions (their entry and lapsed tokens)."""
+        self._sweep(now)
+        for _ in range(min(SWEEP_PER_WRITE, len(self._expired))):
+            session_id = self._expired.pop()
+            del self._sessions[session_id]
+            tokens = self._tokens.get(session_id)
+            if tokens is not None:
+                for token, until in list(tokens.items()):
+                    if until <= now:
+                        del tokens[token]
+                if not tokens:
+                    del self._tokens[session_id]
+
     def _live(self, session_id: str, now: int) -> _Entry | None:
         self._sweep(now)
         if session_id in self._expired:
@@ -86,14 +107,15 @@ class MemoryData:
         return self._sessions.get(session_id)
 
     def _pairs(self, entry: _Entry) -> Iterator[tuple[str, str]]:
-        for key in self.index_metadata:
+        for key in self._indexed:
             value = entry.metadata.get(key)
             if value is not None:
                 yield (key, value)
 
     def _unindex(self, session_id: str, entry: _Entry) -> None:
         position = (entry.updated_ms, session_id)
-        for keys in (self._order, *(self._by_pair[p] for p in self._pairs(entry))):
+        # A pair may have no list yet: the session was written before its key was indexed.
+        for keys in (self._order, *(self._by_pair.get(p, []) for p in self._pairs(entry))):
             at = bisect_left(keys, position)
             if at < len(keys) and keys[at] == position:
                 del keys[at]
@@ -112,6 +134,7 @@ class MemoryData:
 
     def _writable(self, session_id: str, now: int) -> _Entry | None:
         """The live entry about to be written, out of the index; None when absent."""
+        self._clean(now)
         entry = self._live(session_id, now)
         if entry is None:
             self._forget(session_id)  # an expired session is written afresh
@@ -193,6 +216,7 @@ class MemoryData:
     def pop(self, session_id: str, skip_corrupt: bool, ttl_ms: int | None) -> PopResult | None:
         with self._mutex:
             now = now_ms()
+            self._clean(now)
             entry = self._live(session_id, now)
             if entry is None:
                 return None
@@ -212,8 +236,10 @@ class MemoryData:
 
     def delete(self, session_id: str) -> bool:
         with self._mutex:
-            existed = self._live(session_id, now_ms()) is not None
+            now = now_ms()
+            existed = self._live(session_id, now) is not None
             self._forget(session_id)
+            self._clean(now)
             return existed
 
     def replace(
@@ -282,6 +308,7 @@ class MemoryData:
     def touch(self, session_id: str, ttl_ms: int | None) -> bool:
         with self._mutex:
             now = now_ms()
+            self._clean(now)
             entry = self._live(session_id, now)
             if entry is None:
                 return False
@@ -323,7 +350,7 @@ class MemoryData:
         one when more follow."""
         with self._mutex:
             self._sweep(now_ms())
-            indexed = [pair for pair in wanted.items() if pair[0] in self.index_metadata]
+            indexed = [pair for pair in wanted.items() if self._indexed.get(pair[0])]
             # An indexed pair narrows the walk to its own sessions: the page costs its size.
             keys = self._by_pair.get(indexed[0], []) if indexed else self._order
             at = len(keys) if after is None else bisect_left(keys, after)
@@ -340,6 +367,45 @@ class MemoryData:
                 found.append(self._info(session_id, entry))
                 last = (updated_ms, session_id)
             return found, None
+
+    def register(self, keys: tuple[str, ...]) -> None:
+        """Index `keys` from now on; complete at once while no session is stored."""
+        with self._mutex:
+            for key in keys:
+                self._indexed.setdefault(key, not self._sessions)
+
+    def reindex(self) -> int | None:
+        """Build the index of every incomplete key in one step; None when all were complete.
+
+        Returns how many live sessions it indexed.
+        """
+        with self._mutex:
+            pending = [key for key, complete in self._indexed.items() if not complete]
+            if not pending:
+                return None
+            self._sweep(now_ms())
+            for pair in [pair for pair in self._by_pair if pair[0] in pending]:
+                del self._by_pair[pair]
+            live = [(sid, e) for sid, e in self._sessions.items() if sid not in self._expired]
+            for session_id, entry in live:
+                for key in pending:
+                    value = entry.metadata.get(key)
+                    if value is not None:
+                        self._by_pair.setdefault((key, value), []).append(
+                            (entry.updated_ms, session_id)
+                        )
+            for key in pending:
+                for pair, keys in self._by_pair.items():
+                    if pair[0] == key:
+                        keys.sort()
+                self._indexed[key] = True
+            return len(live)
+
+    def stored(self) -> tuple[int, int]:
+        """(Sessions held, expired ones among them): what `purge` would reclaim shows here."""
+        with self._mutex:
+            self._sweep(now_ms())
+            return len(self._sessions), len(self._expired)
 
     def count(self) -> int:
         with self._mutex:

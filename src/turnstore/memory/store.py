@@ -13,7 +13,7 @@ from ..errors import ConfigurationError
 from ..info import SessionInfo, SessionPage
 from ..items import DEFAULT_MAX_ITEM_BYTES
 from ..options import OnCorrupt, SessionOptions, resolve_options, validate_session_id
-from ..store import BaseStore, decode_cursor, encode_cursor
+from ..store import BaseStore, Progress, decode_cursor, encode_cursor
 from ..urls import split_options
 from .data import MemoryConnection, MemoryData
 from .session import MemorySession
@@ -26,16 +26,12 @@ _NAMED: weakref.WeakValueDictionary[str, MemoryData] = weakref.WeakValueDictiona
 _NAMED_GUARD = threading.Lock()
 
 
-def _named_data(name: str, index_metadata: tuple[str, ...]) -> MemoryData:
+def _named_data(name: str) -> MemoryData:
     with _NAMED_GUARD:
         data = _NAMED.get(name)
         if data is None:
-            data = MemoryData(index_metadata=index_metadata)
+            data = MemoryData()
             _NAMED[name] = data
-        elif data.index_metadata != index_metadata:
-            raise ConfigurationError(
-                f"memory store {name!r} is open with index_metadata={data.index_metadata!r}"
-            )
         return data
 
 
@@ -44,8 +40,10 @@ class MemoryStore(BaseStore):
 
     `MemoryStore()` is a new empty store; `MemoryStore(name="app")` (URL `memory://app`)
     shares its sessions with every store of this process opened on the same name.
-    A metadata filter walks the sessions of its first key listed in `index_metadata`; a
-    filter on unindexed keys only walks the sessions in order (in memory, no I/O).
+    A metadata filter walks the sessions of its first indexed key; a filter on unindexed
+    keys only walks the sessions in order (in memory, no I/O). The index belongs to the
+    data: stores on one name may name different `index_metadata`, and each key any of them
+    names is indexed for all (after `reindex()` when sessions existed before the key).
     """
 
     kind = "MemoryStore"
@@ -83,11 +81,8 @@ class MemoryStore(BaseStore):
         self.index_metadata = validate_index_metadata(index_metadata)
         super().__init__()
         self.name = name
-        data = (
-            MemoryData(index_metadata=self.index_metadata)
-            if name is None
-            else _named_data(name, self.index_metadata)
-        )
+        data = MemoryData() if name is None else _named_data(name)
+        data.register(self.index_metadata)
         self._connection = MemoryConnection(data, self.kind)
 
     def __repr__(self) -> str:
@@ -140,6 +135,18 @@ class MemoryStore(BaseStore):
 
     async def purge_expired(self) -> int:
         return self._data.purge()
+
+    async def reindex(self, *, progress: Progress | None = None) -> int:
+        """Index every session for the keys whose index is incomplete, in one atomic step
+        (so an interruption leaves nothing half done); 0 when every index was complete."""
+        data = self._data
+        data.register(self.index_metadata)
+        indexed = data.reindex()
+        if indexed is None:
+            return 0
+        if progress is not None:
+            progress(indexed)
+        return indexed
 
     async def ping(self) -> bool:
         self._check_open()

@@ -383,6 +383,7 @@ def _forget(worker: ConnectionWorker) -> None:
 # -- URLs -------------------------------------------------------------------------------------
 
 _TABLE_OPTIONS = ("sessions_table", "messages_table")
+_STORE_OPTIONS = ("index_metadata",)
 
 
 @dataclass(frozen=True)
@@ -392,6 +393,7 @@ class SQLiteURL:
     path: str  # ":memory:" for sqlite://
     session_options: dict[str, Any]
     table_options: dict[str, str]
+    store_options: dict[str, str]  # index_metadata: a store's, refused by a session
 
 
 def parse_sqlite_url(url: str) -> SQLiteURL:
@@ -429,10 +431,15 @@ def parse_sqlite_url(url: str) -> SQLiteURL:
             raise ConfigurationError(f"option {name!r} given twice in {mask_url(url)!r}")
         params[name] = value
     session_options, rest = split_options(params, url)
-    unknown = sorted(set(rest) - set(_TABLE_OPTIONS))
+    unknown = sorted(set(rest) - set(_TABLE_OPTIONS) - set(_STORE_OPTIONS))
     if unknown:
         raise ConfigurationError(
             f"unknown option(s) {', '.join(unknown)} in {mask_url(url)!r}; SQLite URLs take "
-            f"session options and {', '.join(_TABLE_OPTIONS)}"
+            f"session options, {', '.join(_TABLE_OPTIONS)} and {', '.join(_STORE_OPTIONS)}"
         )
-    return SQLiteURL(path=path, session_options=session_options, table_options=rest)
+    return SQLiteURL(
+        path=path,
+        session_options=session_options,
+        table_options={k: v for k, v in rest.items() if k in _TABLE_OPTIONS},
+        store_options={k: v for k, v in rest.items() if k in _STORE_OPTIONS},
+    )

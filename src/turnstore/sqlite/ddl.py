@@ -11,7 +11,10 @@ from collections.abc import Mapping
 
 from ..errors import BackendError
 
-__all__ = ["NOW_MS_SQL", "Installer", "ms_of", "quote"]
+__all__ = ["NOW_MS_SQL", "SIDE_TABLES", "Installer", "ms_of", "quote"]
+
+#: The side tables, by kind; each is named `<sessions_table>_<kind>`.
+SIDE_TABLES = ("state", "metadata", "tokens", "locks", "index", "indexed", "counters")
 
 #: The current time in milliseconds, by SQLite's clock (the same system clock as Python's).
 NOW_MS_SQL = "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)"
@@ -35,7 +38,9 @@ class Installer:
         self.messages_table = messages_table
         names = [sessions_table, messages_table, *side.values()]
         s, m = quote(sessions_table), quote(messages_table)
-        st, md, tk, lk = (quote(name) for name in side.values())
+        st, md, tk, lk, ix, rg, ct = (quote(side[kind]) for kind in SIDE_TABLES)
+        self._registry = rg
+        self._state = st
         prefix = sessions_table
         self._objects = [
             *names,
@@ -47,7 +52,26 @@ class Installer:
             f"{prefix}_on_session_delete",
             f"{prefix}_on_message_insert",
             f"{prefix}_on_message_delete",
+            f"{prefix}_index_session",
+            f"{prefix}_on_state_insert",
+            f"{prefix}_on_state_delete",
+            f"{prefix}_on_state_touch",
+            f"{prefix}_on_metadata_insert",
+            f"{prefix}_on_metadata_update",
+            f"{prefix}_on_metadata_delete",
         ]
+        # The metadata index: one row per (session, indexed key), ordered for a page of one
+        # key=value pair newest first. Which keys are indexed is in the registry, kept in the
+        # file, not in one store's options: the triggers keep the index exact whoever writes
+        # (the SDK, a standalone session, a store opened without `index_metadata`).
+        # `resume_after` is NULL once a key's index is complete; else `reindex()` continues
+        # its walk of the sessions (by id) after that id.
+        index_entry = (
+            f"INSERT INTO {ix} (key, value, updated_ms, session_id) "
+            f"SELECT NEW.key, NEW.value, updated_ms, NEW.session_id FROM {st} "
+            "WHERE session_id = NEW.session_id"
+        )
+        drop_entry = f"DELETE FROM {ix} WHERE session_id = {{row}}.session_id AND key = {{row}}.key"
         self._ddl = [
             # The SDK's tables, column for column.
             f"""CREATE TABLE IF NOT EXISTS {s} (
@@ -118,6 +142,51 @@ class Installer:
             AFTER DELETE ON {m} BEGIN
                 UPDATE {st} SET item_count = item_count - 1 WHERE session_id = OLD.session_id;
             END""",
+            f"""CREATE TABLE IF NOT EXISTS {ix} (
+                key TEXT NOT NULL,
+                value TEXT NOT NULL,
+                updated_ms INTEGER NOT NULL,
+                session_id TEXT NOT NULL,
+                PRIMARY KEY (key, value, updated_ms, session_id)
+            ) WITHOUT ROWID""",
+            f"CREATE UNIQUE INDEX IF NOT EXISTS {quote(f'{prefix}_index_session')} "
+            f"ON {ix} (session_id, key)",
+            f"""CREATE TABLE IF NOT EXISTS {rg} (
+                key TEXT PRIMARY KEY,
+                resume_after TEXT
+            ) WITHOUT ROWID""",
+            # The number of state rows, so counting live sessions does not read them all.
+            f"""CREATE TABLE IF NOT EXISTS {ct} (
+                name TEXT PRIMARY KEY,
+                n INTEGER NOT NULL
+            ) WITHOUT ROWID""",
+            f"""CREATE TRIGGER IF NOT EXISTS {quote(f"{prefix}_on_state_insert")}
+            AFTER INSERT ON {st} BEGIN
+                UPDATE {ct} SET n = n + 1 WHERE name = 'sessions';
+            END""",
+            f"""CREATE TRIGGER IF NOT EXISTS {quote(f"{prefix}_on_state_delete")}
+            AFTER DELETE ON {st} BEGIN
+                UPDATE {ct} SET n = n - 1 WHERE name = 'sessions';
+                DELETE FROM {ix} WHERE session_id = OLD.session_id;
+            END""",
+            f"""CREATE TRIGGER IF NOT EXISTS {quote(f"{prefix}_on_state_touch")}
+            AFTER UPDATE OF updated_ms ON {st} WHEN NEW.updated_ms IS NOT OLD.updated_ms BEGIN
+                UPDATE {ix} SET updated_ms = NEW.updated_ms WHERE session_id = NEW.session_id;
+            END""",
+            f"""CREATE TRIGGER IF NOT EXISTS {quote(f"{prefix}_on_metadata_insert")}
+            AFTER INSERT ON {md} WHEN NEW.key IN (SELECT key FROM {rg}) BEGIN
+                {drop_entry.format(row="NEW")};
+                {index_entry};
+            END""",
+            f"""CREATE TRIGGER IF NOT EXISTS {quote(f"{prefix}_on_metadata_update")}
+            AFTER UPDATE OF value ON {md} WHEN NEW.key IN (SELECT key FROM {rg}) BEGIN
+                {drop_entry.format(row="NEW")};
+                {index_entry};
+            END""",
+            f"""CREATE TRIGGER IF NOT EXISTS {quote(f"{prefix}_on_metadata_delete")}
+            AFTER DELETE ON {md} WHEN OLD.key IN (SELECT key FROM {rg}) BEGIN
+                {drop_entry.format(row="OLD")};
+            END""",
         ]
         # Sessions the SDK wrote before the triggers existed; counts recomputed in case the
         # triggers were missing while messages changed.
@@ -129,6 +198,8 @@ class Installer:
             FROM {s} WHERE true""",
             f"""UPDATE {st} SET item_count =
                 (SELECT COUNT(*) FROM {m} WHERE {m}.session_id = {st}.session_id)""",
+            f"INSERT OR REPLACE INTO {ct} (name, n) "
+            f"VALUES ('sessions', (SELECT COUNT(*) FROM {st}))",
         ]
 
         # Stand-ins for a read-only connection to a file without the side tables (one the
@@ -151,6 +222,12 @@ class Installer:
             "metadata": f"CREATE TEMP TABLE {md} (session_id TEXT, key TEXT, value TEXT)",
             "tokens": f"CREATE TEMP TABLE {tk} (session_id TEXT, token TEXT, expires_ms INTEGER)",
             "locks": f"CREATE TEMP TABLE {lk} (session_id TEXT, token TEXT, expires_ms INTEGER)",
+            "index": f"CREATE TEMP TABLE {ix} "
+            "(key TEXT, value TEXT, updated_ms INTEGER, session_id TEXT)",
+            "indexed": f"CREATE TEMP TABLE {rg} (key TEXT, resume_after TEXT)",
+            # After the state stand-in (if any): `{st}` is whichever the connection sees.
+            "counters": f"CREATE TEMP VIEW {ct} AS SELECT 'sessions' AS name, COUNT(*) AS n "
+            f"FROM {st}",
         }
 
     def _missing(self, conn: sqlite3.Connection) -> bool:
@@ -176,6 +253,31 @@ class Installer:
                     conn.execute(statement)
                 for statement in self._backfill:
                     conn.execute(statement)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def register(self, conn: sqlite3.Connection, keys: tuple[str, ...]) -> None:
+        """Add `keys` to the file's metadata index (`conn` in autocommit mode).
+
+        A key registered while the file holds no session is complete at once; else its index
+        is built by `reindex()` (meanwhile, listings filtered on it scan, as for any key that
+        is not indexed). Sessions written after this are indexed by the triggers.
+        """
+        if not keys:
+            return
+        present = {key for (key,) in conn.execute(f"SELECT key FROM {self._registry}")}
+        if all(key in present for key in keys):
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            empty = conn.execute(f"SELECT 1 FROM {self._state} LIMIT 1").fetchone() is None
+            conn.executemany(
+                f"INSERT OR IGNORE INTO {self._registry} (key, resume_after) VALUES (?, ?)",
+                [(key, None if empty else "") for key in keys],
+            )
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

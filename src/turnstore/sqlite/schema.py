@@ -13,6 +13,9 @@ agent_sessions_state      one row per session: created_ms, updated_ms, expires_m
 agent_sessions_metadata   (session_id, key) -> value
 agent_sessions_tokens     (session_id, token) -> expires_ms: batch tokens and idempotency keys
 agent_sessions_locks      session_id -> holder token, lease deadline (ms): `session.lock()`
+agent_sessions_index      (key, value, updated_ms, session_id): the metadata index
+agent_sessions_indexed    key -> resume_after: the indexed keys (NULL: complete)
+agent_sessions_counters   'sessions' -> the number of state rows
 ```
 
 Triggers on the SDK's tables keep the state table exact whoever writes, the SDK's own
@@ -23,6 +26,11 @@ across a clear, nor its batch tokens, which must outlive a clear until their own
 Sessions that existed before the triggers did are backfilled from `created_at` and
 `updated_at` when the schema is installed (ddl.py). So counting, listing and inspecting a
 session read one indexed row, never the messages.
+
+The metadata index and the session counter are kept by triggers too, in the transaction of
+the write that moves them: listing one indexed key=value pair reads the page's rows of the
+index, and counting reads the counter minus the sessions past their deadline (found by the
+deadline index; writes delete a few of them as they go, so those stay few).
 """
 
 from __future__ import annotations
@@ -35,12 +43,18 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from ..info import SessionInfo, datetime_from_ms
-from .ddl import Installer, quote
+from .ddl import SIDE_TABLES, Installer, quote
 
-__all__ = ["Schema", "StateRow", "validate_table_name"]
+__all__ = ["SWEEP_PER_WRITE", "Schema", "StateRow", "validate_table_name"]
 
 # Bound parameters per statement when fetching a page's metadata (SQLite allows 32766).
 _IN_CHUNK = 500
+
+#: Expired sessions a write deletes on its way (bounded work per write, in its transaction).
+SWEEP_PER_WRITE = 2
+
+# A position in the listing order: (updated ms, session id).
+Position = tuple[int, str]
 
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -68,13 +82,16 @@ class Schema:
     """Table names (validated, quoted) and the statements of one sessions/messages pair."""
 
     def __init__(
-        self, sessions_table: str = "agent_sessions", messages_table: str = "agent_messages"
+        self,
+        sessions_table: str = "agent_sessions",
+        messages_table: str = "agent_messages",
+        index_metadata: tuple[str, ...] = (),
     ) -> None:
         self.sessions_table = validate_table_name(sessions_table, "sessions_table")
         self.messages_table = validate_table_name(messages_table, "messages_table")
-        side = {
-            kind: f"{sessions_table}_{kind}" for kind in ("state", "metadata", "tokens", "locks")
-        }
+        #: Keys a read-write connection registers in the file's metadata index when it opens.
+        self.index_metadata = index_metadata
+        side = {kind: f"{sessions_table}_{kind}" for kind in SIDE_TABLES}
         names = [sessions_table, messages_table, *side.values()]
         if len({name.lower() for name in names}) != len(names):
             raise ConfigurationError(
@@ -83,7 +100,7 @@ class Schema:
             )
 
         s, m = quote(sessions_table), quote(messages_table)
-        st, md, tk, lk = (quote(name) for name in side.values())
+        st, md, tk, lk, ix, rg, ct = (quote(side[kind]) for kind in SIDE_TABLES)
         self._installer = Installer(sessions_table, messages_table, side)
 
         self._state = (
@@ -145,9 +162,31 @@ class Schema:
         self._live = "(expires_ms IS NULL OR expires_ms > :now)"
         self._state_table = st
         self._metadata_table = md
-        self._count_live = f"SELECT COUNT(*) FROM {st} WHERE {self._live}"
+        self._index_table = ix
+        # Sessions minus those past their deadline: the counter plus a walk of the deadline
+        # index over the expired sessions only, which writes keep few.
+        self._count_live = (
+            f"SELECT (SELECT COALESCE(SUM(n), 0) FROM {ct} WHERE name = 'sessions') - "
+            f"(SELECT COUNT(*) FROM {st} WHERE expires_ms IS NOT NULL AND expires_ms <= :now)"
+        )
         self._select_expired = (
             f"SELECT session_id FROM {st} WHERE expires_ms IS NOT NULL AND expires_ms <= ?"
+        )
+        self._select_some_expired = f"{self._select_expired} ORDER BY expires_ms LIMIT ?"
+        self._registered = f"SELECT key, resume_after FROM {rg}"
+        self._set_resume = f"UPDATE {rg} SET resume_after = ? WHERE key = ?"
+        self._state_batch = (
+            f"SELECT session_id, expires_ms FROM {st} WHERE session_id > ? "
+            "ORDER BY session_id LIMIT ?"
+        )
+        self._drop_index_range = (
+            f"DELETE FROM {ix} WHERE key = ?1 AND session_id > ?2 AND session_id <= ?3"
+        )
+        self._fill_index_range = (
+            f"INSERT INTO {ix} (key, value, updated_ms, session_id) "
+            f"SELECT {md}.key, {md}.value, {st}.updated_ms, {md}.session_id "
+            f"FROM {md} JOIN {st} ON {st}.session_id = {md}.session_id "
+            f"WHERE {md}.session_id > ?2 AND {md}.session_id <= ?3 AND {md}.key = ?1"
         )
         self._prune_all_tokens = f"DELETE FROM {tk} WHERE expires_ms <= ?"
         self._prune_all_locks = f"DELETE FROM {lk} WHERE expires_ms <= ?"
@@ -174,8 +213,9 @@ class Schema:
     # -- installation (ddl.py) -------------------------------------------------------------
 
     def install(self, conn: sqlite3.Connection) -> None:
-        """Create whatever is missing (see `Installer.install`)."""
+        """Create whatever is missing (see `Installer.install`) and register the index keys."""
         self._installer.install(conn)
+        self._installer.register(conn, self.index_metadata)
 
     def stand_in(self, conn: sqlite3.Connection, path: str) -> None:
         """Stand-ins for missing side tables on a read-only connection (`Installer.stand_in`)."""
@@ -191,7 +231,11 @@ class Schema:
         return StateRow(*row)
 
     def prepare_write(self, conn: sqlite3.Connection, session_id: str, now: int) -> StateRow | None:
-        """`live_state`, after deleting an expired session's rows: a write starts afresh."""
+        """`live_state`, after deleting an expired session's rows: a write starts afresh.
+
+        Also deletes a few other expired sessions (`sweep`).
+        """
+        self.sweep(conn, now)
         row = conn.execute(self._state, (session_id,)).fetchone()
         if row is None:
             return None
@@ -199,6 +243,20 @@ class Schema:
             self.delete_session_rows(conn, session_id)
             return None
         return StateRow(*row)
+
+    def sweep(self, conn: sqlite3.Connection, now: int) -> int:
+        """Delete up to `SWEEP_PER_WRITE` expired sessions (oldest deadline first).
+
+        Every write calls it in its transaction, so expired sessions do not pile up without
+        `purge_expired()`: the work per write is bounded, and one probe of the deadline
+        index when nothing has expired.
+        """
+        expired = [
+            sid for (sid,) in conn.execute(self._select_some_expired, (now, SWEEP_PER_WRITE))
+        ]
+        for sid in expired:
+            self.delete_session_rows(conn, sid)
+        return len(expired)
 
     def delete_session_rows(self, conn: sqlite3.Connection, session_id: str) -> None:
         """Delete every row of the session, side tables first (the triggers then find none)."""
@@ -302,32 +360,73 @@ class Schema:
         conn.execute(self._prune_all_tokens, (now,))
         conn.execute(self._prune_all_locks, (now,))
 
+    def index_state(self, conn: sqlite3.Connection) -> dict[str, str | None]:
+        """The file's indexed keys: key -> None when complete, else where `reindex` resumes."""
+        return dict(conn.execute(self._registered).fetchall())
+
+    def _matching(
+        self,
+        conn: sqlite3.Connection,
+        now: int,
+        metadata: Mapping[str, str],
+        after: Position | None,
+        updated_before_ms: int | None,
+    ) -> tuple[str, str, dict[str, Any]]:
+        """FROM, WHERE and parameters selecting the live sessions with every pair of
+        `metadata`, older than the position `after` and updated before `updated_before_ms`;
+        and the ORDER BY of newest first.
+
+        A pair of a completely indexed key walks that key's index rows for its value, newest
+        first (rows of the page, plus those the other pairs reject); else the state rows are
+        walked in update order, which `updated_before_ms` bounds.
+        """
+        st, md, ix = self._state_table, self._metadata_table, self._index_table
+        complete = {key for key, resume in self.index_state(conn).items() if resume is None}
+        indexed = next(((k, v) for k, v in metadata.items() if k in complete), None)
+        params: dict[str, Any] = {"now": now}
+        where = [self._live]
+        if indexed is not None:
+            # CROSS JOIN: the index is the outer loop, whatever the planner would guess.
+            source = f"{ix} CROSS JOIN {st} ON {st}.session_id = {ix}.session_id"
+            updated, sid = f"{ix}.updated_ms", f"{ix}.session_id"
+            where += [f"{ix}.key = :ikey", f"{ix}.value = :ivalue"]
+            params["ikey"], params["ivalue"] = indexed
+        else:
+            source = st
+            updated, sid = f"{st}.updated_ms", f"{st}.session_id"
+        if after is not None:
+            where.append(f"({updated}, {sid}) < (:after_ms, :after_id)")
+            params["after_ms"], params["after_id"] = after
+        if updated_before_ms is not None:
+            where.append(f"{updated} < :before_ms")
+            params["before_ms"] = updated_before_ms
+        for index, (key, value) in enumerate(metadata.items()):
+            if (key, value) == indexed:
+                continue
+            where.append(
+                f"EXISTS (SELECT 1 FROM {md} WHERE {md}.session_id = {st}.session_id "
+                f"AND {md}.key = :key{index} AND {md}.value = :value{index})"
+            )
+            params[f"key{index}"], params[f"value{index}"] = key, value
+        order = f"{updated} DESC, {sid} DESC"
+        return f"FROM {source} WHERE {' AND '.join(where)}", order, params
+
     def list_page(
         self,
         conn: sqlite3.Connection,
         now: int,
         limit: int,
-        after: tuple[int, str] | None,
+        after: Position | None,
         metadata: Mapping[str, str],
-    ) -> tuple[list[SessionInfo], tuple[int, str] | None]:
+    ) -> tuple[list[SessionInfo], Position | None]:
         """Up to `limit` live sessions after `after` (updated ms, id), newest first, with
         every pair of `metadata`; and the position of the last one when more follow."""
         st, md = self._state_table, self._metadata_table
-        where = [self._live]
-        params: dict[str, Any] = {"now": now, "limit": limit + 1}
-        if after is not None:
-            where.append("(updated_ms, session_id) < (:after_ms, :after_id)")
-            params["after_ms"], params["after_id"] = after
-        for index, (key, value) in enumerate(metadata.items()):
-            where.append(
-                f"EXISTS (SELECT 1 FROM {md} WHERE {md}.session_id = {st}.session_id "
-                f"AND key = :key{index} AND value = :value{index})"
-            )
-            params[f"key{index}"], params[f"value{index}"] = key, value
+        selection, order, params = self._matching(conn, now, metadata, after, None)
+        params["limit"] = limit + 1
         query = (
-            f"SELECT session_id, created_ms, updated_ms, expires_ms, item_count FROM {st} "
-            f"WHERE {' AND '.join(where)} "
-            "ORDER BY updated_ms DESC, session_id DESC LIMIT :limit"
+            f"SELECT {st}.session_id, {st}.created_ms, {st}.updated_ms, {st}.expires_ms, "
+            f"{st}.item_count {selection} ORDER BY {order} LIMIT :limit"
         )
         rows = conn.execute(query, params).fetchall()
         page, more = rows[:limit], len(rows) > limit
@@ -343,6 +442,57 @@ class Schema:
         sessions = [self.session_info(row[0], StateRow(*row[1:]), found[row[0]]) for row in page]
         last = (page[-1][2], page[-1][0]) if more and page else None
         return sessions, last
+
+    def matching_positions(
+        self,
+        conn: sqlite3.Connection,
+        now: int,
+        metadata: Mapping[str, str],
+        updated_before_ms: int | None,
+        after: Position | None,
+        limit: int,
+    ) -> list[Position]:
+        """The positions of up to `limit` matching live sessions after `after`, newest first."""
+        st = self._state_table
+        selection, order, params = self._matching(conn, now, metadata, after, updated_before_ms)
+        params["limit"] = limit
+        query = f"SELECT {st}.updated_ms, {st}.session_id {selection} ORDER BY {order} LIMIT :limit"
+        return [(updated, sid) for updated, sid in conn.execute(query, params)]
+
+    def count_matching(
+        self,
+        conn: sqlite3.Connection,
+        now: int,
+        metadata: Mapping[str, str],
+        updated_before_ms: int | None,
+    ) -> int:
+        """How many live sessions have every pair of `metadata` and were updated before."""
+        selection, _, params = self._matching(conn, now, metadata, None, updated_before_ms)
+        return int(conn.execute(f"SELECT COUNT(*) {selection}", params).fetchone()[0])
+
+    def reindex_batch(self, conn: sqlite3.Connection, now: int, size: int) -> int | None:
+        """Index the next `size` sessions (by id) for every key whose index is incomplete.
+
+        Returns how many live sessions the batch covered, or None when every key was already
+        complete. Run in a write transaction: the walk's position is saved with the batch,
+        so an interrupted `reindex` resumes after the last batch it committed.
+        """
+        pending = {
+            key: resume for key, resume in self.index_state(conn).items() if resume is not None
+        }
+        if not pending:
+            return None
+        start = min(pending.values())
+        rows = conn.execute(self._state_batch, (start, size)).fetchall()
+        last = rows[-1][0] if rows else start
+        finished = len(rows) < size
+        for key, resume in pending.items():
+            if resume < last:
+                conn.execute(self._drop_index_range, (key, resume, last))
+                conn.execute(self._fill_index_range, (key, resume, last))
+            if resume < last or finished:
+                conn.execute(self._set_resume, (None if finished else last, key))
+        return sum(1 for _, expires in rows if expires is None or expires > now)
 
     def info(self, conn: sqlite3.Connection, session_id: str, now: int) -> SessionInfo | None:
         """The session's `SessionInfo`, or None when it does not exist or has expired."""

@@ -130,7 +130,7 @@ class SQLiteSession(BaseSession):
         """
         parsed = parse_sqlite_url(url)
         session_options, tables = resolve_options(
-            [parsed.session_options, parsed.table_options, options],
+            [parsed.session_options, parsed.table_options, parsed.store_options, options],
             extra=TABLE_OPTIONS,
             context=mask_url(url),
         )
@@ -188,6 +188,7 @@ class SQLiteSession(BaseSession):
                 raws: list[RawItem] = list(schema.read_items(conn, sid, count))
                 if refresh:
                     assert ttl_ms is not None
+                    schema.sweep(conn, now)
                     schema.set_expiry(conn, sid, now + ttl_ms)
                 return raws, state.item_count
 
@@ -220,6 +221,7 @@ class SQLiteSession(BaseSession):
         def job(conn: sqlite3.Connection) -> PopResult | None:
             with transaction(conn, write=True):
                 now = now_ms()
+                schema.sweep(conn, now)
                 state = schema.live_state(conn, sid, now)
                 if state is None:
                     return None
@@ -251,8 +253,10 @@ class SQLiteSession(BaseSession):
 
         def job(conn: sqlite3.Connection) -> bool:
             with transaction(conn, write=True):
-                existed = schema.live_state(conn, sid, now_ms()) is not None
+                now = now_ms()
+                existed = schema.live_state(conn, sid, now) is not None
                 schema.delete_session_rows(conn, sid)
+                schema.sweep(conn, now)
                 return existed
 
         return await self._run(job)
@@ -325,6 +329,7 @@ class SQLiteSession(BaseSession):
         def job(conn: sqlite3.Connection) -> bool:
             with transaction(conn, write=True):
                 now = now_ms()
+                schema.sweep(conn, now)
                 if schema.live_state(conn, sid, now) is None:
                     return False
                 schema.set_expiry(conn, sid, None if ttl_ms is None else now + ttl_ms)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import sqlite3
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
-from ..errors import BackendUnavailableError, ConfigurationError
+from ..backend import validate_index_metadata
+from ..errors import BackendError, BackendUnavailableError, ConfigurationError
 from ..info import SessionInfo, SessionPage
 from ..items import DEFAULT_MAX_ITEM_BYTES
 from ..options import OnCorrupt, SessionOptions, resolve_options, validate_session_id
-from ..store import BaseStore, decode_cursor, encode_cursor
+from ..store import BaseStore, Progress, decode_cursor, deletion_filters, encode_cursor
 from ..urls import mask_url
 from .connection import (
     BUSY_TIMEOUT_S,
@@ -23,12 +25,16 @@ from .connection import (
     parse_sqlite_url,
     transaction,
 )
-from .schema import Schema
+from .schema import Position, Schema
 from .session import TABLE_OPTIONS, SQLiteSession
 
 __all__ = ["SQLiteStore", "open_sqlite_store"]
 
 T = TypeVar("T")
+
+#: Sessions one transaction of `reindex` or `delete_sessions` goes through: each commits on
+#: its own, so other writers wait for one batch at most and an interruption loses none.
+BATCH = 500
 
 
 class SQLiteStore(BaseStore):
@@ -36,6 +42,10 @@ class SQLiteStore(BaseStore):
 
     `db_path=":memory:"` is one in-memory database for every session of this store. Closing
     the store closes the connection; sessions it handed out stop working then.
+
+    `index_metadata` keys are registered in the file's metadata index when the store first
+    opens the file for writing; triggers keep that index exact whoever writes afterwards.
+    A key registered while the file already holds sessions is indexed by `reindex()`.
     """
 
     kind = "SQLiteStore"
@@ -47,6 +57,7 @@ class SQLiteStore(BaseStore):
         self,
         db_path: str | os.PathLike[str],
         *,
+        index_metadata: Sequence[str] = (),
         ttl: float | None = None,
         refresh_ttl_on_read: bool = True,
         max_turns: int | None = None,
@@ -72,13 +83,16 @@ class SQLiteStore(BaseStore):
                 }
             ]
         )
+        self.index_metadata = validate_index_metadata(index_metadata)
         super().__init__()
         self.read_only = bool(read_only)
+        #: Sessions per transaction of `reindex` and `delete_sessions`.
+        self.batch = BATCH
         if self.read_only:
             # Sliding an expiry on read is a write: a read-only store never does it.
             self._options = self._options.replace(refresh_ttl_on_read=False)
         self.db_path = as_db_path(db_path)
-        self._schema = Schema(sessions_table, messages_table)
+        self._schema = Schema(sessions_table, messages_table, self.index_metadata)
         # A private worker, not the process-wide one of standalone sessions: closing the
         # store must stop its sessions whoever else has the file open.
         path = self.db_path if is_memory_path(self.db_path) else os.path.abspath(self.db_path)
@@ -97,7 +111,8 @@ class SQLiteStore(BaseStore):
         return (
             f"{type(self).__name__}({self.db_path!r}, "
             f"sessions_table={self._schema.sessions_table!r}, "
-            f"messages_table={self._schema.messages_table!r})"
+            f"messages_table={self._schema.messages_table!r}, "
+            f"index_metadata={self.index_metadata!r})"
         )
 
     @property
@@ -157,6 +172,8 @@ class SQLiteStore(BaseStore):
 
         `metadata` keeps sessions having every given pair. Paging is by keyset, so a session
         not written while paging is listed exactly once. `next_cursor` is None on the last page.
+        A pair of an indexed key reads the page's rows of the metadata index; other filters
+        walk the sessions newest first until the page is full (a scan, bounded by the store).
         """
         wanted = self._check_page_args(limit, metadata)
         after = decode_cursor(cursor) if cursor is not None else None
@@ -171,7 +188,7 @@ class SQLiteStore(BaseStore):
         return await self._run(job)
 
     async def count_sessions(self) -> int:
-        """The number of live sessions."""
+        """The number of live sessions: a counter, minus the sessions past their deadline."""
         schema = self._schema
 
         def job(conn: sqlite3.Connection) -> int:
@@ -186,11 +203,88 @@ class SQLiteStore(BaseStore):
 
         def job(conn: sqlite3.Connection) -> bool:
             with transaction(conn, write=True):
-                existed = schema.live_state(conn, session_id, now_ms()) is not None
+                now = now_ms()
+                existed = schema.live_state(conn, session_id, now) is not None
                 schema.delete_session_rows(conn, session_id)
+                schema.sweep(conn, now)
                 return existed
 
         return await self._run(job)
+
+    async def delete_sessions(
+        self,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        updated_before: datetime | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete every live session matching all the given conditions; returns how many.
+
+        As `BaseStore.delete_sessions`. A pair of an indexed key walks its index, and
+        `updated_before` the update order, so the work follows the matches, not the store.
+        Each session is deleted whole in one transaction (`self.batch` sessions each).
+        """
+        wanted = deletion_filters(metadata, updated_before)
+        before_ms = None if updated_before is None else _ms(updated_before)
+        schema, size = self._schema, self.batch
+
+        if dry_run:
+
+            def count(conn: sqlite3.Connection) -> int:
+                with transaction(conn, write=False):
+                    return schema.count_matching(conn, now_ms(), wanted, before_ms)
+
+            return await self._run(count)
+
+        def delete_batch(
+            after: Position | None,
+        ) -> Callable[[sqlite3.Connection], tuple[int, Position | None]]:
+            def job(conn: sqlite3.Connection) -> tuple[int, Position | None]:
+                with transaction(conn, write=True):
+                    now = now_ms()
+                    found = schema.matching_positions(conn, now, wanted, before_ms, after, size)
+                    for _, session_id in found:
+                        schema.delete_session_rows(conn, session_id)
+                    return len(found), (found[-1] if len(found) == size else None)
+
+            return job
+
+        deleted, position = 0, None
+        while True:
+            done, position = await self._run(delete_batch(position))
+            deleted += done
+            if position is None:
+                return deleted
+
+    async def reindex(self, *, progress: Progress | None = None) -> int:
+        """Build the index of every key registered in the file whose index is incomplete.
+
+        Walks the sessions by id, `self.batch` per transaction, saving its position with each
+        batch: an interrupted call (a crash, or `progress` raising) loses nothing, and the
+        next call continues from there. Sessions written meanwhile are indexed by their own
+        writes. `progress(done)` is called after each batch with the sessions indexed so
+        far. Returns how many live sessions it indexed: 0 when every index was complete.
+        A read-only store raises `BackendError` (it cannot write the index).
+        """
+        self._check_open()
+        if self.read_only:
+            raise BackendError(
+                f"SQLite database {self.db_path} is open read-only: reindex writes the index"
+            )
+        schema, size = self._schema, self.batch
+
+        def job(conn: sqlite3.Connection) -> int | None:
+            with transaction(conn, write=True):
+                return schema.reindex_batch(conn, now_ms(), size)
+
+        indexed = 0
+        while True:
+            done = await self._run(job)
+            if done is None:
+                return indexed
+            indexed += done
+            if progress is not None:
+                progress(indexed)
 
     async def count_expired(self) -> int:
         """How many sessions `purge_expired` would remove now (nothing is changed)."""
@@ -246,8 +340,17 @@ def open_sqlite_store(url: str, **options: Any) -> SQLiteStore:
     """
     parsed = parse_sqlite_url(url)
     session_options, tables = resolve_options(
-        [parsed.session_options, parsed.table_options, options],
-        extra={*TABLE_OPTIONS, "read_only", "busy_timeout"},
+        [parsed.session_options, parsed.table_options, parsed.store_options, options],
+        extra={*TABLE_OPTIONS, "read_only", "busy_timeout", "index_metadata"},
         context=f"a SQLite store, {mask_url(url)}",
     )
     return SQLiteStore(parsed.path, **tables, **session_options.keywords())
+
+
+def _ms(moment: datetime) -> int:
+    """The first millisecond not before `moment`: `updated_ms < _ms(t)` iff `updated < t`."""
+    micros = (moment - _EPOCH) // timedelta(microseconds=1)
+    return -(-micros // 1000)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from turnstore import BaseSession, BaseStore, SessionClosedError, SessionInfo, SessionPage
-from turnstore.backend import PopResult, RawItem, Snapshot, Times
+from turnstore.backend import PopResult, RawItem, Snapshot, Times, validate_index_metadata
 from turnstore.options import SessionOptions, resolve_options
 from turnstore.store import decode_cursor, encode_cursor
 
@@ -31,7 +31,7 @@ def _at(ms: int) -> Any:
 
 
 def _space(name: str) -> dict[str, Any]:
-    return _SPACES.setdefault(name, {"sessions": {}, "tokens": {}, "locks": {}})
+    return _SPACES.setdefault(name, {"sessions": {}, "tokens": {}, "locks": {}, "indexed": {}})
 
 
 class ToySession(BaseSession):
@@ -209,10 +209,28 @@ def info_of(session_id: str, entry: dict[str, Any]) -> SessionInfo:
 class ToyStore(BaseStore):
     kind = "ToyStore"
 
-    def __init__(self, space: str, options: SessionOptions) -> None:
+    def __init__(self, space: str, options: SessionOptions, index_metadata: Any = ()) -> None:
         super().__init__()
         self.space = space
         self.options = options
+        # It lists by scanning, so an "index" is only a promise kept by `reindex`: a key named
+        # while sessions exist counts as built once `reindex` went through them.
+        self.index_metadata = validate_index_metadata(index_metadata)
+        stored = _space(space)
+        for key in self.index_metadata:
+            stored["indexed"].setdefault(key, not stored["sessions"])
+
+    async def reindex(self, *, progress: Any = None) -> int:
+        self._check_open()
+        indexed = _space(self.space)["indexed"]
+        if all(indexed.values()):
+            return 0
+        done = len(self._live())
+        for key in indexed:
+            indexed[key] = True
+        if progress is not None:
+            progress(done)
+        return done
 
     def session(self, session_id: str, **overrides: Any) -> ToySession:
         self._check_open()
@@ -286,5 +304,5 @@ class ToyStore(BaseStore):
 
 def open_toy_store(url: str, **options: Any) -> ToyStore:
     space = url.split("://", 1)[1].split("?", 1)[0] or "default"
-    session_options, _ = resolve_options([options], context=url)
-    return ToyStore(space, session_options)
+    session_options, extra = resolve_options([options], extra={"index_metadata"}, context=url)
+    return ToyStore(space, session_options, extra.get("index_metadata", ()))
