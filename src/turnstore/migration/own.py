@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from ..records import export_session
+from ..records import export_session, export_sessions
 from ..store import SessionStore, open_store
 from .base import PlannedSession, SourceLayout, SourceSession
 
@@ -44,6 +45,10 @@ class OwnLayout(SourceLayout):
     async def read(self, planned: PlannedSession) -> SourceSession | None:
         record = await export_session(self.store, planned.session_id)
         return None if record is None else SourceSession(record)
+
+    async def read_many(self, planned: Sequence[PlannedSession]) -> list[SourceSession | None]:
+        records = await export_sessions(self.store, [p.session_id for p in planned])
+        return [None if record is None else SourceSession(record) for record in records]
 
     async def close(self) -> None:
         await self.store.close()

@@ -14,13 +14,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from ..backend import SessionCopy, SessionWrite
 from ..errors import ConfigurationError
 from ..info import SessionInfo, SessionPage, datetime_from_ms
 from ..items import DEFAULT_MAX_ITEM_BYTES
 from ..options import OnCorrupt, resolve_options
 from ..store import BaseStore, decode_cursor, encode_cursor
 from ..urls import mask_url
-from . import scripts
+from . import scripts, transfer
 from .clients import DEFAULT_MAX_CONNECTIONS, AnyRedis, ClientSource
 from .keys import BUCKETS, bucket_keys, escape_id, unescape_id, validate_key_prefix
 from .retry import BUDGET_OPTIONS, Budget
@@ -176,6 +177,19 @@ class RedisStore(BaseStore):
 
     async def storage_close(self) -> None:
         await self._source.aclose()
+
+    # -- many sessions per round trip (export, import, migrate; see transfer.py) ------------
+
+    async def snapshot_sessions(self, session_ids: Sequence[str]) -> list[SessionCopy | None]:
+        """For each id, its `SessionCopy` or None; a request (one round trip per node) per
+        256 sessions, each session read by its own atomic scripts. The TTL is not refreshed."""
+        self._check_open()
+        return await transfer.snapshot_sessions(self, session_ids)
+
+    async def replace_sessions(self, writes: Sequence[SessionWrite]) -> None:
+        """Each write as one atomic replace script of its session, a request per 256."""
+        self._check_open()
+        await transfer.replace_sessions(self, writes)
 
     # -- bucket scripts ---------------------------------------------------------------------
 
