@@ -25,7 +25,8 @@ from typing import Any, Literal
 
 from .backend import RawItem, SessionCopy, SessionWrite, Times
 from .errors import ConfigurationError, InvalidItemError
-from .items import decode_item, decode_items_fast, orjson_module
+from .items import decode_item, decode_items_fast, encode_items, orjson_module
+from .options import SessionOptions, validate_session_id
 from .store import SessionStore
 
 _orjson = orjson_module()
@@ -202,9 +203,17 @@ def _prepare(
         ttl = (record.expires_at - now).total_seconds()
         if ttl * 1000 < 1:
             return "expired"
-    # The session validates the id and the ttl, and encodes the items as the store does.
-    session = store.session(record.session_id, **({} if ttl is None else {"ttl": ttl}))
-    encoded = session.encode(record.items)
+    defaults = getattr(store, "options", None)
+    if isinstance(defaults, SessionOptions):
+        # The store's own limits, without building a session per record (which shows at
+        # thousands of records a second); the store checks the id again when it writes.
+        validate_session_id(record.session_id)
+        if record.items is None:
+            raise InvalidItemError("items must be a list of dicts, not None")
+        encoded = encode_items(record.items, max_item_bytes=defaults.max_item_bytes)
+    else:  # a store without `options`: its session validates and encodes
+        session = store.session(record.session_id, **({} if ttl is None else {"ttl": ttl}))
+        encoded = session.encode(record.items)
     metadata = _checked_metadata(record.metadata)
     times: Times | None = None
     if record.created_at is not None:

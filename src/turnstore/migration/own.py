@@ -12,7 +12,7 @@ from .base import PlannedSession, SourceLayout, SourceSession
 __all__ = ["OwnLayout", "read_only_options"]
 
 #: Sessions asked for per `list_sessions` call while planning.
-PAGE_SIZE = 1000
+PAGE_SIZE = 10_000
 
 
 def read_only_options(url: str) -> dict[str, Any]:
