@@ -197,8 +197,10 @@ def main(sessions: int, rounds: int, profile_dir: Path | None) -> int:
     for name, rates in results:
         target = TARGETS.get(name)
         median = statistics.median(rates)
-        verdict = "" if target is None else f">= {target:,.0f} " + (
-            "met" if median >= target else "MISSED"
+        verdict = (
+            ""
+            if target is None
+            else f">= {target:,.0f} " + ("met" if median >= target else "MISSED")
         )
         spread = f"{min(rates):,.0f}..{max(rates):,.0f}"
         print(f"| {name:<26} | {median:>8,.0f} | {spread:>17} | {verdict} |")
