@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from tests.backends import Backend, unique_id
-from turnstore import InvalidItemError, SessionRecord, export_session, import_session
+from turnstore import (
+    ConfigurationError,
+    InvalidItemError,
+    SessionRecord,
+    export_session,
+    export_sessions,
+    import_session,
+    import_sessions,
+)
 from turnstore.records import content_digest
 
 ITEMS: list[dict[str, Any]] = [
@@ -115,3 +123,77 @@ async def test_import_keeps_the_records_creation_and_update_times(backend: Backe
     assert (info.created_at, info.updated_at) == (created, updated)
     page = await backend.store.list_sessions()
     assert [i.updated_at for i in page.sessions if i.session_id == record.session_id] == [updated]
+
+
+# -- many sessions at once: export_sessions, import_sessions -------------------------------
+
+
+async def test_export_sessions_answers_in_order_with_none_for_a_missing_one(
+    backend: Backend,
+) -> None:
+    first, missing, last = unique_id(), unique_id(), unique_id()
+    await import_session(backend.store, record(first, ITEMS[:1], metadata={"n": "1"}))
+    await import_session(backend.store, record(last, ITEMS, metadata={"n": "3"}))
+    records = await export_sessions(backend.store, [last, missing, first])
+    assert [None if r is None else (r.session_id, r.items, r.metadata) for r in records] == [
+        (last, ITEMS, {"n": "3"}),
+        None,
+        (first, ITEMS[:1], {"n": "1"}),
+    ]
+
+
+async def test_export_sessions_keeps_each_sessions_times_and_expiry(backend: Backend) -> None:
+    sid = unique_id()
+    created = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    expires = datetime.now(timezone.utc) + timedelta(hours=2)
+    await import_session(
+        backend.store,
+        record(
+            sid, created_at=created, updated_at=created + timedelta(minutes=5), expires_at=expires
+        ),
+    )
+    (exported,) = await export_sessions(backend.store, [sid])
+    assert exported is not None
+    assert (exported.created_at, exported.updated_at) == (created, created + timedelta(minutes=5))
+    assert exported.expires_at is not None
+    assert abs((exported.expires_at - expires).total_seconds()) < 2
+
+
+async def test_import_sessions_gives_each_record_its_own_outcome(backend: Backend) -> None:
+    same, other, new = unique_id(), unique_id(), unique_id()
+    await import_session(backend.store, record(same))
+    await import_session(backend.store, record(other, ITEMS[:1]))
+    past = datetime.now(timezone.utc) - timedelta(seconds=1)
+    outcomes = await import_sessions(
+        backend.store,
+        [record(same), record(other), record(new), record(unique_id(), expires_at=past)],
+    )
+    assert outcomes == ["unchanged", "replaced", "created", "expired"]
+    (copied,) = await export_sessions(backend.store, [other])
+    assert copied is not None and copied.items == ITEMS
+
+
+async def test_import_sessions_refuses_a_bad_record_and_writes_the_others(
+    backend: Backend,
+) -> None:
+    good, bad = unique_id(), unique_id()
+    outcomes = await import_sessions(
+        backend.store, [record(bad, [{"n": float("nan")}]), record(good)]
+    )
+    assert isinstance(outcomes[0], InvalidItemError)
+    assert outcomes[1] == "created"
+    assert (await export_sessions(backend.store, [bad]))[0] is None
+
+
+async def test_import_sessions_refuses_an_empty_session_id(backend: Backend) -> None:
+    (outcome,) = await import_sessions(backend.store, [record("")])
+    assert isinstance(outcome, ConfigurationError)
+
+
+async def test_a_batch_of_many_sessions_round_trips(backend: Backend) -> None:
+    records = [record(unique_id(), ITEMS[: 1 + n % 3], metadata={"n": str(n)}) for n in range(300)]
+    assert set(await import_sessions(backend.store, records)) == {"created"}
+    exported = await export_sessions(backend.store, [r.session_id for r in records])
+    assert [(r.items, r.metadata) if r else None for r in exported] == [
+        (r.items, r.metadata) for r in records
+    ]

@@ -25,7 +25,14 @@ if TYPE_CHECKING:
     from .lock import SessionLock
     from .memory import MemorySession, MemoryStore
     from .options import SessionOptions
-    from .records import CorruptItem, SessionRecord, export_session, import_session
+    from .records import (
+        CorruptItem,
+        SessionRecord,
+        export_session,
+        export_sessions,
+        import_session,
+        import_sessions,
+    )
     from .redis import RedisSession, RedisSessionManager, RedisStore
     from .session import BaseSession
     from .sqlite import SQLiteSession, SQLiteStore
@@ -53,7 +60,9 @@ _MODULES: dict[str, str] = {
     "CorruptItem": ".records",
     "SessionRecord": ".records",
     "export_session": ".records",
+    "export_sessions": ".records",
     "import_session": ".records",
+    "import_sessions": ".records",
     "RedisSession": ".redis",
     "RedisSessionManager": ".redis",
     "RedisStore": ".redis",
@@ -95,7 +104,9 @@ __all__ = [
     "SessionStore",
     "__version__",
     "export_session",
+    "export_sessions",
     "import_session",
+    "import_sessions",
     "open_store",
     "register_backend",
 ]

@@ -35,6 +35,8 @@ __all__ = [
     "PopResult",
     "RawItem",
     "SessionBackend",
+    "SessionCopy",
+    "SessionWrite",
     "Snapshot",
     "StoreBackend",
     "Times",
@@ -92,6 +94,31 @@ class Snapshot:
 
     raws: list[RawItem]
     metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class SessionCopy:
+    """A live session's whole stored state, as `snapshot_sessions` reads it (export, migrate).
+
+    `info` holds its times, expiry and metadata (`info.item_count == len(raws)`); `raws` are
+    every stored item, oldest first, as the storage holds them.
+    """
+
+    info: SessionInfo
+    raws: list[RawItem]
+
+
+@dataclass(frozen=True)
+class SessionWrite:
+    """What `replace_sessions` makes one session hold: its whole history and metadata."""
+
+    session_id: str
+    encoded: list[bytes]  # validated, encoded items (`BaseSession.encode`)
+    metadata: dict[str, str]
+    #: (created, updated) in ms to keep, as `storage_replace` takes them; None: now.
+    times: Times | None = None
+    #: Seconds until the session expires; None: the store's `ttl` applies.
+    ttl: float | None = None
 
 
 def validate_index_metadata(names: object) -> tuple[str, ...]:
@@ -270,6 +297,27 @@ class StoreBackend(Protocol):
         ...
 
     async def ping(self) -> bool: ...
+
+    async def snapshot_sessions(self, session_ids: Sequence[str]) -> list[SessionCopy | None]:
+        """For each id, in order, its `SessionCopy`, or None when it is not live.
+
+        Each session is read consistently (its items and metadata in one step); the TTL is
+        not refreshed. `BaseStore` provides it on top of the session primitives, a bounded
+        number of sessions at a time; a backend may override it to read many sessions in one
+        round trip. Export and migrate read through it.
+        """
+        ...
+
+    async def replace_sessions(self, writes: Sequence[SessionWrite]) -> None:
+        """Make each written session hold exactly its write's items and metadata.
+
+        Atomic per session, as `storage_replace` (a reader never sees a session half
+        written), not across sessions: after a failure some writes may be applied, and
+        applying a write again changes nothing more. `BaseStore` provides it on top of
+        `storage_replace`; a backend may override it to write many sessions per round trip
+        or transaction. Import and migrate write through it.
+        """
+        ...
 
     async def storage_close(self) -> None:
         """Close what the store owns; called once, by `close()`."""

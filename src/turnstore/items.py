@@ -32,11 +32,18 @@ __all__ = [
     "decode_items_fast",
     "encode_item",
     "encode_items",
+    "orjson_module",
     "validate_item",
 ]
 
 DEFAULT_MAX_ITEM_BYTES = 8 * 1024 * 1024
 HAS_ORJSON = _orjson is not None
+
+
+def orjson_module() -> Any:
+    """The `orjson` module when the `fast` extra is in use (not turned off), else None."""
+    return _orjson
+
 
 _SCALARS = (str, int, float, type(None))
 

@@ -8,17 +8,20 @@ name being the scheme and its value the opener.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
 import importlib
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from importlib.metadata import EntryPoint, entry_points
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from .backend import SessionCopy, SessionWrite
 from .errors import ConfigurationError, SessionClosedError
 from .info import SessionInfo, SessionPage
 from .session import BaseSession
@@ -45,6 +48,10 @@ StoreOpener = Callable[..., "SessionStore"]
 #: What `reindex(progress=...)` calls with the number of sessions indexed so far.
 Progress = Callable[[int], object]
 _T = TypeVar("_T", bound="BaseStore")
+_R = TypeVar("_R")
+
+#: Sessions the generic `snapshot_sessions` and `replace_sessions` work on at once.
+TRANSFER_CONCURRENCY = 64
 
 
 @runtime_checkable
@@ -80,6 +87,10 @@ class SessionStore(Protocol):
     async def purge_expired(self) -> int: ...
 
     async def ping(self) -> bool: ...
+
+    async def snapshot_sessions(self, session_ids: Sequence[str]) -> list[SessionCopy | None]: ...
+
+    async def replace_sessions(self, writes: Sequence[SessionWrite]) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -180,6 +191,63 @@ class BaseStore(ABC):
             raise NotImplementedError(f"{type(self).__name__} does not implement reindex()")
         return 0
 
+    # -- whole sessions at a time (export, import, migrate) ---------------------------------
+
+    def _copy_session(self, session_id: str, **overrides: Any) -> BaseSession:
+        # No window, no limit and no sliding expiry: a copy must see, and change, nothing else.
+        return self.session(  # type: ignore[attr-defined,no-any-return]
+            session_id,
+            max_turns=None,
+            session_settings=None,
+            refresh_ttl_on_read=False,
+            **overrides,
+        )
+
+    async def snapshot_sessions(self, session_ids: Sequence[str]) -> list[SessionCopy | None]:
+        """For each id, in order, its `SessionCopy`, or None when it is not live.
+
+        The generic form: each session's `storage_info` then `storage_snapshot` (whose items
+        and metadata are read in one step), `TRANSFER_CONCURRENCY` sessions at a time. The
+        TTL is not refreshed. A bad id raises `ConfigurationError` before anything is read.
+        """
+        self._check_open()
+        sessions = [self._copy_session(session_id) for session_id in session_ids]
+
+        async def read(session: BaseSession) -> SessionCopy | None:
+            info = await session.storage_info()
+            if info is None:
+                return None
+            snapshot = await session.storage_snapshot()
+            if snapshot is None:  # deleted between the two reads
+                return None
+            info = dataclasses.replace(
+                info, item_count=len(snapshot.raws), metadata=dict(snapshot.metadata)
+            )
+            return SessionCopy(info=info, raws=list(snapshot.raws))
+
+        return await gather_bounded([read(session) for session in sessions])
+
+    async def replace_sessions(self, writes: Sequence[SessionWrite]) -> None:
+        """Make each written session hold exactly its write's items and metadata.
+
+        The generic form: each session's `storage_replace` (atomic per session),
+        `TRANSFER_CONCURRENCY` sessions at a time; not atomic across sessions. A bad id or
+        ttl raises `ConfigurationError` before anything is written.
+        """
+        self._check_open()
+        sessions = [
+            self._copy_session(
+                write.session_id, **({} if write.ttl is None else {"ttl": write.ttl})
+            )
+            for write in writes
+        ]
+        await gather_bounded(
+            [
+                session.storage_replace(write.encoded, write.metadata, write.times)
+                for session, write in zip(sessions, writes, strict=True)
+            ]
+        )
+
     @abstractmethod
     async def storage_close(self) -> None:
         """Close what the store owns."""
@@ -206,6 +274,27 @@ class BaseStore(ABC):
 
 #: Sessions listed per page while `delete_sessions` looks for matches.
 _DELETE_PAGE = 500
+
+
+async def gather_bounded(
+    jobs: Sequence[Awaitable[_R]], limit: int = TRANSFER_CONCURRENCY
+) -> list[_R]:
+    """The results of `jobs` in order, at most `limit` of them running at once.
+
+    Every job runs to its end even when another fails (a task cancelled mid-command could
+    leave its connection unusable); the first failure is raised afterwards.
+    """
+    gate = asyncio.Semaphore(limit)
+
+    async def gated(job: Awaitable[_R]) -> _R:
+        async with gate:
+            return await job
+
+    results = await asyncio.gather(*(gated(job) for job in jobs), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results  # type: ignore[return-value]
 
 
 def deletion_filters(

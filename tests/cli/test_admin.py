@@ -10,14 +10,17 @@ import re
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.cli.support import CONVERSATION, run_cli_together, seed, sqlite_url_for, stored_records
 from tests.servers import ClusterTopology, RedisServer
+from turnstore import MemoryStore, register_backend
 from turnstore.cli.app import main
 
 KEPT = [("keep-1", CONVERSATION, {"user_id": "u1"})]
@@ -141,3 +144,53 @@ def test_new_commands_show_their_help(command: str, capsys: pytest.CaptureFixtur
     assert main([command, "--help"]) == 0
     shown = capsys.readouterr().out
     assert shown.startswith(f"usage: turnstore {command} [-h] [--url URL]")
+
+
+# -- stats reads no items; reindex reports progress and the count --------------------------
+
+
+def test_stats_counts_an_undecodable_item_without_reading_it(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    import redis
+
+    from tests.cli.support import run_cli
+    from turnstore.redis.keys import session_keys
+
+    prefix = f"cli-stats-{uuid.uuid4().hex[:8]}"
+    url = f"{redis_server.url}?key_prefix={prefix}"
+    seed(url, [("torn", CONVERSATION[:2], {})])
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.rpush(session_keys(prefix, "torn").items, b'{"role": "user", "cont')
+    result = run_cli("--url", url, "stats", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["items"] == 3  # counted by LLEN, never decoded
+    assert result.stderr == ""  # no "cannot be decoded" warning: no item was read
+
+
+class ReindexingStore(MemoryStore):
+    """A memory store of three sessions whose `reindex` reports two steps of progress."""
+
+    async def count_sessions(self) -> int:
+        return 3
+
+    async def reindex(self, *, progress: Callable[[int], None] | None = None) -> int:
+        for step in (2, 1):
+            if progress is not None:
+                progress(step)
+        return 3
+
+
+def test_reindex_calls_the_stores_reindex_with_progress_and_prints_the_count(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    register_backend("reindexing", lambda url, **options: ReindexingStore(**options))
+    assert main(["--url", "reindexing://", "reindex", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"indexed": 3}
+    assert "  2/3 sessions" in captured.err and "  3/3 sessions" in captured.err
+
+
+def test_reindex_of_a_store_without_an_index_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--url", "memory://", "reindex"]) == 1
+    assert "keeps no metadata index to rebuild" in capsys.readouterr().err

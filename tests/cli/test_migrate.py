@@ -38,7 +38,7 @@ from tests.cli.support import (
     stored_records,
 )
 from tests.servers import ClusterTopology, RedisServer, start_redis
-from turnstore import SessionRecord, open_store
+from turnstore import SessionRecord, import_sessions, open_store
 from turnstore.cli.app import main
 from turnstore.redis.keys import session_keys
 
@@ -339,15 +339,19 @@ def test_shows_a_progress_bar_on_a_terminal(migrations: Migrations) -> None:
     assert "Copied 3 sessions (11 items)" in shown
 
 
-def test_ctrl_c_stops_after_the_session_being_copied(
+def test_ctrl_c_stops_after_the_batches_being_copied(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
     source = sqlite_url_for(tmp_path / "many.db")
 
+    # Enough sessions that the copy is still under way when the signal lands: batches go
+    # fast, and up to a few of them finish after it.
+    records = [SessionRecord(f"m{n:05d}", CONVERSATION[:2]) for n in range(10_000)]
+
     async def write_many() -> None:
         async with open_store(source) as store:
-            for n in range(1000):
-                await store.session(f"m{n:04d}").add_items(CONVERSATION[:2])
+            for start in range(0, len(records), 1000):
+                await import_sessions(store, records[start : start + 1000])
 
     asyncio.run(write_many())
     destination = f"{redis_server.url}?key_prefix={unique('ctrl-c')}"
@@ -362,7 +366,7 @@ def test_ctrl_c_stops_after_the_session_being_copied(
     )
     try:
         assert process.stdout is not None
-        while "/1,000 sessions" not in process.stdout.readline():  # copying has begun
+        while "/10,000 sessions" not in process.stdout.readline():  # copying has begun
             assert process.poll() is None
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
@@ -370,9 +374,12 @@ def test_ctrl_c_stops_after_the_session_being_copied(
         if process.poll() is None:
             process.kill()
     assert process.returncode == 130
-    found = re.search(r"interrupted after (\d+) of 1,000 sessions; run the same command", stderr)
+    found = re.search(
+        r"interrupted after ([\d,]+) of 10,000 sessions; run the same command", stderr
+    )
     assert found, stderr
-    assert 0 < len(stored_records(destination)) == int(found.group(1)) < 1000
+    done = int(found.group(1).replace(",", ""))
+    assert 0 < len(stored_records(destination)) == done < 10_000
 
 
 # -- passwords, usage, help ----------------------------------------------------------------

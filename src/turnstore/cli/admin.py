@@ -21,6 +21,7 @@ from typing import Any
 from ..info import SessionInfo
 from .context import CommandError, Context, UsageError
 from .inspect import all_sessions
+from .progress import open_progress
 from .render import format_metadata, relative_time, utc_minutes
 
 __all__ = ["StoreStats", "collect_stats", "run_delete", "run_purge", "run_reindex", "run_stats"]
@@ -132,11 +133,29 @@ async def run_purge(ctx: Context, args: argparse.Namespace) -> int:
 
 
 async def run_reindex(ctx: Context, args: argparse.Namespace) -> int:
-    """Rebuild the store's metadata index and say how many sessions it indexed."""
+    """Rebuild the store's metadata index with a progress bar; say how many it indexed.
+
+    Calls `store.reindex(progress=...)`, which reports each step's newly indexed sessions;
+    a store without `reindex` keeps no index (exit 1).
+    """
     reindex = getattr(ctx.store, "reindex", None)
     if reindex is None:
         raise CommandError(f"{ctx.shown_url}: this store keeps no metadata index to rebuild")
-    indexed = 0 if ctx.missing_database() is not None else int(await reindex())
+    if ctx.missing_database() is not None:
+        indexed = 0
+    else:
+        total = await ctx.store.count_sessions()
+        bar = open_progress(sys.stderr if ctx.json else sys.stdout)
+        bar.start(total, 0)
+
+        def advance(sessions: int) -> None:
+            ctx.progress()  # --timeout bounds one step of the rebuild, not all of it
+            bar.advance(int(sessions), 0)
+
+        try:
+            indexed = int(await reindex(progress=advance))
+        finally:
+            bar.finish()
     if ctx.json:
         ctx.out.json({"indexed": indexed})
     else:

@@ -1,9 +1,12 @@
 """`migrate`: copy every session of a source (any layout) into a store, verified, resumable.
 
-Each session is read whole, written whole through `import_session` (one atomic replace, or
-nothing when the destination already holds the same content), then read back and compared:
-item count and content digest. A rerun after an interruption therefore skips what was copied
-and finishes the rest; nothing is ever copied twice or left half copied.
+Each session is read whole, written whole through `import_sessions` (one atomic replace per
+session, or nothing when the destination already holds the same content), then read back and
+compared: item count and content digest. Sessions go in batches (see batches.py), each step
+of a batch one request to its store, a few batches at a time. An interruption (Ctrl-C) lets
+the batches already started finish, so every session counted as done was copied and
+verified; a rerun skips what was copied and finishes the rest; nothing is ever copied twice
+or left half copied.
 
 The readers of the source layouts are in `turnstore.migration`. `--json` prints one object
 at the end: `{"sessions", "items", "created", "replaced", "unchanged", "expired", "gone",
@@ -19,15 +22,17 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..errors import ConfigurationError, InvalidItemError
 from ..migration import PlannedSession, SourceLayout, open_source
-from ..records import SessionRecord, export_session, import_session
+from ..records import SessionRecord, export_sessions, import_sessions
 from ..store import SessionStore, open_store
 from ..urls import mask_url
+from .batches import in_batches, run_batches
 from .context import (
     CommandError,
     Context,
@@ -123,37 +128,51 @@ class Migration:
         planned.sort(key=lambda p: (p.updated, p.session_id))
         return planned
 
-    async def copy(self, planned: PlannedSession) -> None:
+    async def copy(self, batch: Sequence[PlannedSession]) -> None:
+        """Copy a batch of sessions: read together, written together, read back together."""
         tally = self.tally
-        found = await self._guard("source", self.source.read(planned))
-        if found is None:
-            tally.gone += 1  # deleted or expired since the plan was made
-            return
-        record = found.record
-        for what in found.not_carried:
-            self.warn(f"session {record.session_id!r}: not carried: {what}; it stays in the source")
-        tally.not_carried += len(found.not_carried)
-        for bad in record.corrupt:
-            self.warn(
-                f"session {bad.session_id!r}: source item at position {bad.position} cannot be "
-                f"decoded ({bad.reason}); not copied, it stays in the source"
+        found = await self._guard("source", self.source.read_many(batch))
+        records: list[SessionRecord] = []
+        for source_session in found:
+            if source_session is None:
+                tally.gone += 1  # deleted or expired since the plan was made
+                continue
+            record = source_session.record
+            for what in source_session.not_carried:
+                self.warn(
+                    f"session {record.session_id!r}: not carried: {what}; it stays in the source"
+                )
+            tally.not_carried += len(source_session.not_carried)
+            for bad in record.corrupt:
+                self.warn(
+                    f"session {bad.session_id!r}: source item at position {bad.position} cannot "
+                    f"be decoded ({bad.reason}); not copied, it stays in the source"
+                )
+            tally.corrupt += len(record.corrupt)
+            records.append(record)
+        results = await self._guard("destination", import_sessions(self.destination, records))
+        written: list[SessionRecord] = []
+        for record, result in zip(records, results, strict=True):
+            if isinstance(result, (InvalidItemError, ConfigurationError)):
+                self.warn(f"session {record.session_id!r}: not copied: {result}")
+                tally.failed += 1
+                continue
+            tally.outcomes[result] += 1
+            tally.items += len(record.items)
+            if result == "unchanged":
+                tally.verified += 1  # just compared with the source
+            elif result != "expired":
+                written.append(record)
+        if written:
+            copies = await self._guard(
+                "destination",
+                export_sessions(self.destination, [record.session_id for record in written]),
             )
-        tally.corrupt += len(record.corrupt)
-        try:
-            outcome = await self._guard("destination", import_session(self.destination, record))
-        except (InvalidItemError, ConfigurationError) as exc:
-            self.warn(f"session {record.session_id!r}: not copied: {exc}")
-            tally.failed += 1
-            return
-        tally.outcomes[outcome] += 1
-        tally.items += len(record.items)
-        if outcome == "unchanged":
-            tally.verified += 1  # just compared, item by item, with the source
-        elif outcome != "expired":
-            await self.verify(record)
+            for record, copy in zip(written, copies, strict=True):
+                self.verify(record, copy)
 
-    async def verify(self, record: SessionRecord) -> None:
-        copy = await self._guard("destination", export_session(self.destination, record.session_id))
+    def verify(self, record: SessionRecord, copy: SessionRecord | None) -> None:
+        """Compare a copy, as read back from the destination, with its source record."""
         expected = record.digest()
         found = copy.digest() if copy is not None else "-"
         count = len(copy.items) if copy is not None else 0
@@ -174,9 +193,9 @@ class Migration:
 
 
 class StopRequest:
-    """Ctrl-C during a migration: finish the session being copied, then stop.
+    """Ctrl-C during a migration: finish the batches being copied, then stop.
 
-    The loop checks `requested` between sessions, so a stop never depends on a task
+    The loop checks `requested` before it starts a batch, so a stop never depends on a task
     cancellation reaching it through the Redis client (redis-py can lose one that lands
     mid-command). A second Ctrl-C stops at once, the default way.
     """
@@ -261,14 +280,17 @@ async def run_migrate(ctx: Context, args: argparse.Namespace) -> int:
         progress.start(len(planned), total_items)
         stop = StopRequest()
         stop.install()
+        # The testing hook stops as an interruption would, once that many sessions are done.
+        todo = planned if stop_after is None else planned[:stop_after]
         try:
-            for planned_session in planned:
-                if stop.requested or (stop_after is not None and tally.done >= stop_after):
-                    raise KeyboardInterrupt
-                await migration.copy(planned_session)
-                ctx.progress()  # --timeout bounds one session's copy, not the migration
-                tally.done += 1
-                progress.advance(1, planned_session.item_count)
+            runs = run_batches(in_batches(todo), migration.copy, stop=lambda: stop.requested)
+            async with aclosing(runs):
+                async for batch, _ in runs:
+                    ctx.progress()  # --timeout bounds one batch's copy, not the migration
+                    tally.done += len(batch)
+                    progress.advance(len(batch), sum(p.item_count for p in batch))
+            if tally.done < len(planned):
+                raise KeyboardInterrupt
         except (KeyboardInterrupt, asyncio.CancelledError):
             stop.uninstall()
             progress.finish()

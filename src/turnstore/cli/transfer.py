@@ -2,8 +2,9 @@
 
 A line is `{"session_id", "created_at", "updated_at", "expires_at", "metadata", "items"}`,
 times in ISO 8601 (UTC) or null. Import validates a whole line before it writes anything of
-it, and writes through `import_session`: equal content is left alone, so a second import of
-the same file changes nothing.
+it, and writes through `import_sessions`: equal content is left alone, so a second import
+of the same file changes nothing. Sessions go in batches (see batches.py), a batch a request
+to the store, a few batches at a time; every session is still written in one atomic step.
 
 JSON shapes (`--json`): `export -o FILE --json` prints `{"exported", "items", "file",
 "missing", "corrupt"}` (without `-o` the JSON Lines themselves are the output);
@@ -14,20 +15,20 @@ JSON shapes (`--json`): `export -o FILE --json` prints `{"exported", "items", "f
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
 import tempfile
-from collections.abc import Awaitable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
 from ..errors import ConfigurationError, InvalidItemError
-from ..records import SessionRecord, export_session, import_session
+from ..records import ImportResult, SessionRecord, export_sessions, import_sessions
+from .batches import BATCH, in_batches, run_batches
 from .context import CommandError, Context
 from .inspect import all_sessions
 
@@ -40,8 +41,9 @@ __all__ = [
     "run_import",
 ]
 
-#: Sessions read or written at once (each is one round trip or one transaction).
-CONCURRENCY = 16
+#: Sessions per listing page while export finds every session (a page costs a round trip
+#: per bucket step on Redis whatever its size, so fewer, larger pages are quicker).
+PLAN_PAGE = 10_000
 #: Fields of a line; `items` is the only one that must be present besides `session_id`.
 FIELDS = ("session_id", "created_at", "updated_at", "expires_at", "metadata", "items")
 
@@ -141,10 +143,6 @@ def _warn(text: str) -> None:
     sys.stderr.flush()
 
 
-async def _in_order(jobs: Sequence[Awaitable[Any]]) -> list[Any]:
-    return list(await asyncio.gather(*jobs))
-
-
 # -- export ----------------------------------------------------------------------------------
 
 
@@ -176,25 +174,30 @@ async def run_export(ctx: Context, args: argparse.Namespace) -> int:
         ids = wanted
     else:
         # Least recently updated first, as the sessions happened.
-        ids = [info.session_id for info in reversed(await all_sessions(ctx.store, ctx=ctx))]
+        ids = [
+            info.session_id
+            for info in reversed(await all_sessions(ctx.store, page_size=PLAN_PAGE, ctx=ctx))
+        ]
     exported = items = corrupt = 0
     try:
         with _destination(args.output) as stream:
-            for start in range(0, len(ids), CONCURRENCY):
-                chunk = ids[start : start + CONCURRENCY]
-                records = await _in_order([export_session(ctx.store, sid) for sid in chunk])
-                ctx.progress()
-                for session_id, record in zip(chunk, records, strict=True):
-                    if record is None:
-                        if wanted:
-                            missing.append(session_id)
-                        continue  # listed, then deleted or expired before it was read
-                    for problem in report_corrupt(record):
-                        _warn(problem)
-                    corrupt += len(record.corrupt)
-                    stream.write(record_line(record).encode("utf-8") + b"\n")
-                    exported += 1
-                    items += len(record.items)
+            runs = run_batches(in_batches(ids), lambda batch: export_sessions(ctx.store, batch))
+            async with aclosing(runs):
+                async for chunk, records in runs:
+                    ctx.progress()
+                    lines: list[bytes] = []
+                    for session_id, record in zip(chunk, records, strict=True):
+                        if record is None:
+                            if wanted:
+                                missing.append(session_id)
+                            continue  # listed, then deleted or expired before it was read
+                        for problem in report_corrupt(record):
+                            _warn(problem)
+                        corrupt += len(record.corrupt)
+                        lines.append(record_line(record).encode("utf-8") + b"\n")
+                        exported += 1
+                        items += len(record.items)
+                    stream.write(b"".join(lines))
     except FileNotFoundError as exc:
         raise CommandError(f"cannot write {args.output}: {exc.strerror}") from None
     for session_id in missing:
@@ -245,51 +248,90 @@ def _lines(path: str) -> Iterator[tuple[int, bytes]]:
         yield from enumerate(stream, start=1)
 
 
-async def _import_line(
-    ctx: Context, number: int, raw: bytes, seen: dict[str, int], tally: ImportTally
-) -> None:
-    def refuse(reason: str, session_id: str | None = None) -> None:
-        where = f"line {number}" + (f" (session {session_id!r})" if session_id else "")
-        _warn(f"{where}: {reason}; nothing of it was imported")
-        tally.refused += 1
+@dataclass(frozen=True)
+class _Line:
+    """A line of the file: a record to import, or why the line is refused."""
 
-    try:
-        text = raw.rstrip(b"\r\n").decode("utf-8")
-    except UnicodeDecodeError as exc:
-        refuse(f"not UTF-8 ({exc.reason} at byte {exc.start})")
-        return
-    if not text.strip():
-        return  # blank lines separate nothing and hold nothing
-    try:
-        record = parse_line(text)
-    except BadLine as exc:
-        refuse(str(exc))
-        return
-    first = seen.get(record.session_id)
-    if first is not None:
-        refuse(f"the session is already on line {first}", record.session_id)
-        return
-    seen[record.session_id] = number
-    try:
-        outcome = await import_session(ctx.store, record)
-    except (InvalidItemError, ConfigurationError) as exc:
-        refuse(str(exc), record.session_id)
-        return
-    tally.outcomes[outcome] += 1
+    number: int
+    record: SessionRecord | None = None
+    refused: str | None = None
+    session_id: str | None = None
+
+
+def _refuse(tally: ImportTally, number: int, reason: str, session_id: str | None = None) -> None:
+    where = f"line {number}" + (f" (session {session_id!r})" if session_id else "")
+    _warn(f"{where}: {reason}; nothing of it was imported")
+    tally.refused += 1
+
+
+def _parsed_lines(path: str) -> Iterator[_Line]:
+    seen: dict[str, int] = {}
+    for number, raw in _lines(path):
+        try:
+            text = raw.rstrip(b"\r\n").decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield _Line(number, refused=f"not UTF-8 ({exc.reason} at byte {exc.start})")
+            continue
+        if not text.strip():
+            continue  # blank lines separate nothing and hold nothing
+        try:
+            record = parse_line(text)
+        except BadLine as exc:
+            yield _Line(number, refused=str(exc))
+            continue
+        first = seen.get(record.session_id)
+        if first is not None:
+            yield _Line(
+                number,
+                refused=f"the session is already on line {first}",
+                session_id=record.session_id,
+            )
+            continue
+        seen[record.session_id] = number
+        yield _Line(number, record=record)
+
+
+def _line_batches(lines: Iterator[_Line]) -> Iterator[list[_Line]]:
+    """Lines in batches of `BATCH` records (refused lines ride along, for their messages)."""
+    batch: list[_Line] = []
+    records = 0
+    for line in lines:
+        batch.append(line)
+        records += line.record is not None
+        if records == BATCH:
+            yield batch
+            batch, records = [], 0
+    if batch:
+        yield batch
 
 
 async def run_import(ctx: Context, args: argparse.Namespace) -> int:
     """Import every good line of a JSON Lines file; exit 1 if any line was refused."""
     tally = ImportTally()
-    seen: dict[str, int] = {}
     if ctx.missing_directory() is not None:
         raise CommandError(
             f"cannot import into {ctx.database_file}: the directory {ctx.missing_directory()} "
             "does not exist"
         )
-    for number, raw in _lines(args.file):
-        await _import_line(ctx, number, raw, seen, tally)
-        ctx.progress()
+
+    async def import_batch(batch: list[_Line]) -> list[ImportResult]:
+        return await import_sessions(ctx.store, [ln.record for ln in batch if ln.record])
+
+    # Messages come in the order of the lines: each batch's, once it is done.
+    runs = run_batches(_line_batches(_parsed_lines(args.file)), import_batch)
+    async with aclosing(runs):
+        async for batch, results in runs:
+            ctx.progress()
+            outcomes = iter(results)
+            for line in batch:
+                if line.record is None:
+                    _refuse(tally, line.number, line.refused or "", line.session_id)
+                    continue
+                result = next(outcomes)
+                if isinstance(result, (InvalidItemError, ConfigurationError)):
+                    _refuse(tally, line.number, str(result), line.record.session_id)
+                else:
+                    tally.outcomes[result] += 1
     if ctx.json:
         ctx.out.json({"imported": tally.imported, **tally.outcomes, "refused": tally.refused})
         return 1 if tally.refused else 0

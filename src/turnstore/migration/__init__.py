@@ -9,11 +9,11 @@ redis_keys.py            shared by the Redis readers: SCAN on every primary, pip
 ```
 
 A reader makes a *plan* (every session, its item count and update time: the totals of a
-progress bar and the copying order), then reads one whole session at a time as a
-`SessionRecord`, with undecodable items listed in `corrupt` and anything it could not carry
-named in `not_carried`, never dropped unseen. Readers only read: SQLite files are opened
-read-only (on the SQLite backend's worker thread), Redis keys are found with SCAN, never
-KEYS, through a public redis-py client.
+progress bar and the copying order), then reads whole sessions, a batch at a time
+(`SourceLayout.read_many`), as `SessionRecord`s, with undecodable items listed in
+`corrupt` and anything it could not carry named in `not_carried`, never dropped unseen.
+Readers only read: SQLite files are opened read-only (on the SQLite backend's worker
+thread), Redis keys are found with SCAN, never KEYS, through a public redis-py client.
 """
 
 from __future__ import annotations

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigurationError
 from ..records import SessionRecord
+from ..store import gather_bounded
 from ..urls import mask_url
 
 __all__ = ["LAYOUTS", "PlannedSession", "SourceLayout", "SourceSession", "open_source"]
@@ -57,6 +59,11 @@ class SourceLayout(ABC):
     @abstractmethod
     async def read(self, planned: PlannedSession) -> SourceSession | None:
         """The session's content; None when it is gone since the plan was made."""
+
+    async def read_many(self, planned: Sequence[PlannedSession]) -> list[SourceSession | None]:
+        """`read` of each planned session, in order. This generic form reads them
+        concurrently, a bounded number at once; a layout may read a batch in one request."""
+        return await gather_bounded([self.read(session) for session in planned])
 
     @abstractmethod
     async def close(self) -> None: ...

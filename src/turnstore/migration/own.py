@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from ..records import export_session
+from ..records import export_session, export_sessions
 from ..store import SessionStore, open_store
 from .base import PlannedSession, SourceLayout, SourceSession
 
 __all__ = ["OwnLayout", "read_only_options"]
 
 #: Sessions asked for per `list_sessions` call while planning.
-PAGE_SIZE = 1000
+PAGE_SIZE = 10_000
 
 
 def read_only_options(url: str) -> dict[str, Any]:
@@ -44,6 +45,10 @@ class OwnLayout(SourceLayout):
     async def read(self, planned: PlannedSession) -> SourceSession | None:
         record = await export_session(self.store, planned.session_id)
         return None if record is None else SourceSession(record)
+
+    async def read_many(self, planned: Sequence[PlannedSession]) -> list[SourceSession | None]:
+        records = await export_sessions(self.store, [p.session_id for p in planned])
+        return [None if record is None else SourceSession(record) for record in records]
 
     async def close(self) -> None:
         await self.store.close()

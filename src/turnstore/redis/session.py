@@ -60,6 +60,63 @@ def _meta_fields(flat: list[Any]) -> tuple[dict[str, str], dict[str, str]]:
     return fields, metadata
 
 
+def replace_args(
+    member: bytes,
+    id_bytes: bytes,
+    ttl_arg: bytes,
+    max_items_arg: bytes,
+    encoded: list[bytes],
+    metadata: Mapping[str, str] | None,
+    times: Times | None,
+    index_metadata: Sequence[str],
+) -> list[Any]:
+    """The ARGV of the replace script (`storage_replace`, and many sessions at once in
+    `RedisStore.replace_sessions`)."""
+    pairs: list[str] = []
+    if metadata is not None:
+        for key, value in metadata.items():
+            pairs += [key, value]
+    return [
+        member,
+        id_bytes,
+        ttl_arg,
+        max_items_arg,
+        "1" if metadata is not None else "0",
+        b"" if times is None else b"%d" % times[0],
+        b"" if times is None else b"%d" % times[1],
+        len(index_metadata),
+        *index_metadata,
+        len(pairs) // 2,
+        *pairs,
+        *encoded,
+    ]
+
+
+def snapshot_of(reply: Any) -> Snapshot | None:
+    """A `Snapshot` from the snapshot script's reply."""
+    if not reply:
+        return None
+    _fields, metadata = _meta_fields(reply[0])
+    return Snapshot(raws=list(reply[1]), metadata=metadata)
+
+
+def info_of(session_id: str, reply: Any) -> SessionInfo | None:
+    """A `SessionInfo` from the info script's reply."""
+    if not reply:
+        return None
+    fields, metadata = _meta_fields(reply[0])
+    item_count, pttl, now = int(reply[1]), int(reply[2]), int(reply[3])
+    created = int(fields.get("created", now))
+    return SessionInfo(
+        session_id=session_id,
+        created_at=datetime_from_ms(created),
+        updated_at=datetime_from_ms(_update_time(reply[4], created)),
+        item_count=item_count,
+        expires_at=datetime_from_ms(now + pttl) if pttl >= 0 else None,
+        metadata=metadata,
+    )
+
+
 class RedisSession(BaseSession):
     """A session stored in Redis (standalone, Sentinel or Cluster; Valkey too).
 
@@ -129,7 +186,7 @@ class RedisSession(BaseSession):
         self._max_items_arg = b"" if max_items is None else str(max_items).encode()
         self._id_bytes = session_id.encode("utf-8")
         self.index_metadata = validate_index_metadata(index_metadata)
-        # The count and names of the indexed keys, as the scripts that set metadata take them.
+        # The count and names of the indexed keys, as the metadata script takes them.
         self._indexed_args: list[Any] = [len(self.index_metadata), *self.index_metadata]
         self._append_flags = (b"i", b"pci") if self.index_metadata else (b"", b"pc")
 
@@ -254,49 +311,25 @@ class RedisSession(BaseSession):
         metadata: Mapping[str, str] | None,
         times: Times | None = None,
     ) -> None:
-        pairs: list[str] = []
-        if metadata is not None:
-            for key, value in metadata.items():
-                pairs += [key, value]
         await self._run(
             scripts.REPLACE,
-            [
+            replace_args(
                 self._member,
                 self._id_bytes,
                 self._ttl_arg,
                 self._max_items_arg,
-                "1" if metadata is not None else "0",
-                b"" if times is None else b"%d" % times[0],
-                b"" if times is None else b"%d" % times[1],
-                *self._indexed_args,
-                len(pairs) // 2,
-                *pairs,
-                *encoded,
-            ],
+                encoded,
+                metadata,
+                times,
+                self.index_metadata,
+            ),
         )
 
     async def storage_snapshot(self) -> Snapshot | None:
-        reply = await self._run(scripts.SNAPSHOT, [])
-        if not reply:
-            return None
-        _fields, metadata = _meta_fields(reply[0])
-        return Snapshot(raws=list(reply[1]), metadata=metadata)
+        return snapshot_of(await self._run(scripts.SNAPSHOT, []))
 
     async def storage_info(self) -> SessionInfo | None:
-        reply = await self._run(scripts.INFO, [self._member])
-        if not reply:
-            return None
-        fields, metadata = _meta_fields(reply[0])
-        item_count, pttl, now = int(reply[1]), int(reply[2]), int(reply[3])
-        created = int(fields.get("created", now))
-        return SessionInfo(
-            session_id=self.session_id,
-            created_at=datetime_from_ms(created),
-            updated_at=datetime_from_ms(_update_time(reply[4], created)),
-            item_count=item_count,
-            expires_at=datetime_from_ms(now + pttl) if pttl >= 0 else None,
-            metadata=metadata,
-        )
+        return info_of(self.session_id, await self._run(scripts.INFO, [self._member]))
 
     async def storage_update_metadata(self, set_pairs: dict[str, str], remove: list[str]) -> None:
         flat: list[str] = []

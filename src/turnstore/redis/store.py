@@ -18,17 +18,18 @@ from typing import Any, TypeVar
 
 from redis.exceptions import ResponseError, SlotNotCoveredError
 
-from ..backend import validate_index_metadata
+from ..backend import SessionCopy, SessionWrite, validate_index_metadata
 from ..errors import BackendUnavailableError, ConfigurationError
 from ..info import SessionInfo, SessionPage, datetime_from_ms
 from ..items import DEFAULT_MAX_ITEM_BYTES
 from ..options import OnCorrupt, resolve_options
-from ..store import BaseStore, decode_cursor, deletion_filters, encode_cursor
+from ..store import BaseStore, Progress, decode_cursor, deletion_filters, encode_cursor
 from ..urls import mask_url
-from . import scripts
+from . import scripts, transfer
 from .clients import DEFAULT_MAX_CONNECTIONS, AnyRedis, ClientSource
 from .keys import (
     BucketKeys,
+    SessionKeys,
     bucket_count,
     bucket_keys,
     escape_id,
@@ -190,6 +191,10 @@ class RedisStore(BaseStore):
             **options.keywords(),
         )
 
+    def keys_of(self, session_id: str) -> SessionKeys:
+        """The Redis keys of a session of this store (no I/O)."""
+        return session_keys(self.key_prefix, session_id, self._bucket_count)
+
     async def get_info(self, session_id: str) -> SessionInfo | None:
         return await self.session(session_id).get_info()
 
@@ -202,6 +207,19 @@ class RedisStore(BaseStore):
 
     async def storage_close(self) -> None:
         await self._source.aclose()
+
+    # -- many sessions per round trip (export, import, migrate; see transfer.py) ------------
+
+    async def snapshot_sessions(self, session_ids: Sequence[str]) -> list[SessionCopy | None]:
+        """For each id, its `SessionCopy` or None; a request (one round trip per node) per
+        256 sessions, each session read by its own atomic scripts. The TTL is not refreshed."""
+        self._check_open()
+        return await transfer.snapshot_sessions(self, session_ids)
+
+    async def replace_sessions(self, writes: Sequence[SessionWrite]) -> None:
+        """Each write as one atomic replace script of its session, a request per 256."""
+        self._check_open()
+        await transfer.replace_sessions(self, writes)
 
     # -- bucket scripts ---------------------------------------------------------------------
 
@@ -494,7 +512,7 @@ class RedisStore(BaseStore):
             elif page.sessions:
                 commands = []
                 for info in page.sessions:
-                    keys = session_keys(self.key_prefix, info.session_id, self._bucket_count)
+                    keys = self.keys_of(info.session_id)
                     commands.append(
                         self._source.script_command(scripts.CLEAR, keys.script_keys, [keys.member])
                     )
@@ -505,14 +523,16 @@ class RedisStore(BaseStore):
             if cursor is None:
                 return count
 
-    async def reindex(self, *, progress: Callable[[int], None] | None = None) -> int:
+    async def reindex(self, *, progress: Progress | None = None) -> int:
         """Index every session by its values of `index_metadata` (and drop the entries of
-        keys no longer named there); returns how many sessions it went through.
+        keys no longer named there); returns how many sessions' entries this call changed
+        (0 on a complete index).
 
         Resumable: it keeps its position per bucket under `<prefix>:reindex`, so a run that
         was interrupted goes on from there (with the same `index_metadata`; a different one
-        starts over). `progress(done)` is called after each round of buckets. Sessions
-        written meanwhile by a store with the same `index_metadata` index themselves.
+        starts over). `progress(done)` is called after each round of buckets with the count
+        so far. Sessions written meanwhile by a store with the same `index_metadata` index
+        themselves. It reads every session's indexed fields: a walk of the whole store.
         """
         self._check_open()
         key = f"{self.key_prefix}:reindex"
@@ -522,14 +542,14 @@ class RedisStore(BaseStore):
             for name, value in _pairs(await self._source.execute("HGETALL", key))
         }
         if state.get("keys") != wanted:
-            state = {"keys": wanted, "done": "0"}
-            await self._source.send([("DEL", key), ("HSET", key, "keys", wanted, "done", "0")])
+            state = {"keys": wanted}
+            await self._source.send([("DEL", key), ("HSET", key, "keys", wanted)])
         positions = {
             bucket: state.get(f"b{bucket}", "0")
             for bucket in range(self._bucket_count)
             if state.get(f"b{bucket}") != "end"
         }
-        done = int(state.get("done", "0"))
+        done = 0
         while positions:
             order = sorted(positions)[:REINDEX_BUCKETS]
             replies = await self._run_buckets(
@@ -547,7 +567,7 @@ class RedisStore(BaseStore):
                 else:
                     positions[bucket] = position
                     update += [f"b{bucket}", position]
-            await self._source.execute("HSET", key, "done", done, *update)
+            await self._source.execute("HSET", key, *update)
             if progress is not None:
                 progress(done)
         await self._source.execute("DEL", key)

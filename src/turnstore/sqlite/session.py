@@ -37,6 +37,31 @@ TABLE_OPTIONS = frozenset({"sessions_table", "messages_table"})
 _POP_BATCH = 32
 
 
+def replace_rows(
+    conn: sqlite3.Connection,
+    schema: Schema,
+    sid: str,
+    now: int,
+    ttl_ms: int | None,
+    max_items: int | None,
+    encoded: list[bytes],
+    metadata: dict[str, str] | None,
+    times: Times | None,
+) -> None:
+    """`storage_replace` inside a write transaction (and many sessions in one, for
+    `SQLiteStore.replace_sessions`): the history, and when given the whole metadata."""
+    schema.prepare_write(conn, sid, now)
+    schema.mark_written(conn, sid, now, ttl_ms)
+    schema.delete_messages(conn, sid)
+    if metadata is not None:
+        schema.replace_metadata(conn, sid, metadata)
+    schema.insert_messages(conn, sid, encoded)
+    if max_items is not None:
+        schema.trim(conn, sid, max_items)
+    if times is not None:
+        schema.set_times(conn, sid, *times)
+
+
 def new_worker(path: str, schema: Schema) -> ConnectionWorker:
     """A retained worker: private for an in-memory database, the process's shared one else."""
     if is_memory_path(path):
@@ -273,17 +298,7 @@ class SQLiteSession(BaseSession):
 
         def job(conn: sqlite3.Connection) -> None:
             with transaction(conn, write=True):
-                now = now_ms()
-                schema.prepare_write(conn, sid, now)
-                schema.mark_written(conn, sid, now, ttl_ms)
-                schema.delete_messages(conn, sid)
-                if pairs is not None:
-                    schema.replace_metadata(conn, sid, pairs)
-                schema.insert_messages(conn, sid, encoded)
-                if max_items is not None:
-                    schema.trim(conn, sid, max_items)
-                if times is not None:
-                    schema.set_times(conn, sid, *times)
+                replace_rows(conn, schema, sid, now_ms(), ttl_ms, max_items, encoded, pairs, times)
 
         await self._run(job)
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
-from ..backend import validate_index_metadata
+from ..backend import RawItem, SessionCopy, SessionWrite, validate_index_metadata
 from ..errors import BackendError, BackendUnavailableError, ConfigurationError
 from ..info import SessionInfo, SessionPage
 from ..items import DEFAULT_MAX_ITEM_BYTES
@@ -26,7 +26,7 @@ from .connection import (
     transaction,
 )
 from .schema import Position, Schema
-from .session import TABLE_OPTIONS, SQLiteSession
+from .session import TABLE_OPTIONS, SQLiteSession, replace_rows
 
 __all__ = ["SQLiteStore", "open_sqlite_store"]
 
@@ -35,6 +35,9 @@ T = TypeVar("T")
 #: Sessions one transaction of `reindex` or `delete_sessions` goes through: each commits on
 #: its own, so other writers wait for one batch at most and an interruption loses none.
 BATCH = 500
+
+#: Sessions read or written per transaction by `snapshot_sessions` and `replace_sessions`.
+TRANSFER_BATCH = 256
 
 
 class SQLiteStore(BaseStore):
@@ -312,6 +315,72 @@ class SQLiteStore(BaseStore):
                 return len(expired)
 
         return await self._run(job)
+
+    async def snapshot_sessions(self, session_ids: Sequence[str]) -> list[SessionCopy | None]:
+        """For each id, its `SessionCopy` or None, all read in one read transaction (a
+        consistent view of the whole batch) on the worker thread, `TRANSFER_BATCH` at a time.
+        The TTL is not refreshed."""
+        ids = [validate_session_id(session_id) for session_id in session_ids]
+        schema = self._schema
+
+        def job(batch: list[str]) -> Callable[[sqlite3.Connection], list[SessionCopy | None]]:
+            def read(conn: sqlite3.Connection) -> list[SessionCopy | None]:
+                copies: list[SessionCopy | None] = []
+                with transaction(conn, write=False):
+                    now = now_ms()
+                    for sid in batch:
+                        info = schema.info(conn, sid, now)
+                        if info is None:
+                            copies.append(None)
+                            continue
+                        raws: list[RawItem] = list(schema.read_items(conn, sid))
+                        copies.append(SessionCopy(info=info, raws=raws))
+                return copies
+
+            return read
+
+        copies: list[SessionCopy | None] = []
+        for start in range(0, len(ids), TRANSFER_BATCH):
+            copies.extend(await self._run(job(ids[start : start + TRANSFER_BATCH])))
+        return copies
+
+    async def replace_sessions(self, writes: Sequence[SessionWrite]) -> None:
+        """Each write as `storage_replace` does it, `TRANSFER_BATCH` sessions per write
+        transaction (so atomic per session, and per batch as well)."""
+        default = self._options
+        planned = [
+            (
+                validate_session_id(write.session_id),
+                default.ttl_ms if write.ttl is None else SessionOptions(ttl=write.ttl).ttl_ms,
+                write,
+            )
+            for write in writes
+        ]
+        schema, max_items = self._schema, default.max_items
+
+        def job(
+            batch: list[tuple[str, int | None, SessionWrite]],
+        ) -> Callable[[sqlite3.Connection], None]:
+            def write_all(conn: sqlite3.Connection) -> None:
+                with transaction(conn, write=True):
+                    now = now_ms()
+                    for sid, ttl_ms, write in batch:
+                        replace_rows(
+                            conn,
+                            schema,
+                            sid,
+                            now,
+                            ttl_ms,
+                            max_items,
+                            write.encoded,
+                            dict(write.metadata),
+                            write.times,
+                        )
+
+            return write_all
+
+        for start in range(0, len(planned), TRANSFER_BATCH):
+            await self._run(job(planned[start : start + TRANSFER_BATCH]))
 
     async def ping(self) -> bool:
         """True when the database answers (opening it, and installing the schema, if needed);

@@ -39,7 +39,8 @@ local function drop_indexed(member)
 end
 
 -- Index the session by the values that `meta_key` holds for the indexed `keys` (a list),
--- scored `score`; entries of values it no longer has go.
+-- scored `score`; entries of values it no longer has go. Returns true when that changed
+-- its entries (false: they were right already).
 local function sync_indexed(member, meta_key, keys, score)
   local parts, wanted = {}, {}
   for _, key in ipairs(keys) do
@@ -49,6 +50,10 @@ local function sync_indexed(member, meta_key, keys, score)
       parts[#parts + 1] = part
       wanted[part] = true
     end
+  end
+  local joined = redis.call('HGET', INDEXED, member)
+  if (joined or '') == table.concat(parts, '{') then
+    return false
   end
   for _, part in ipairs(indexed_parts(member)) do
     if not wanted[part] then
@@ -63,6 +68,7 @@ local function sync_indexed(member, meta_key, keys, score)
   else
     redis.call('HDEL', INDEXED, member)
   end
+  return true
 end
 
 -- Removes up to `limit` sessions of the bucket whose deadline has passed: their index
