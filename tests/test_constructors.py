@@ -31,10 +31,11 @@ BACKEND_KEYWORDS: dict[Any, set[str]] = {
         "key_prefix",
         "timeout",
         "retries",
+        "index_metadata",
         "connection",
         "owns_connection",
     },
-    RedisStore: {"client", "key_prefix", "timeout", "retries", "connection"},
+    RedisStore: {"client", "key_prefix", "timeout", "retries", "index_metadata", "connection"},
     SQLiteSession: {
         "session_id",
         "db_path",

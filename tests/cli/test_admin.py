@@ -5,12 +5,12 @@ Each store gets the same sessions; the commands run side by side, once per modul
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ import pytest
 
 from tests.cli.support import CONVERSATION, run_cli_together, seed, sqlite_url_for, stored_records
 from tests.servers import ClusterTopology, RedisServer
-from turnstore import MemoryStore, register_backend
+from turnstore import MemoryStore
 from turnstore.cli.app import main
 
 KEPT = [("keep-1", CONVERSATION, {"user_id": "u1"})]
@@ -161,34 +161,38 @@ def test_stats_counts_an_undecodable_item_without_reading_it(
     url = f"{redis_server.url}?key_prefix={prefix}"
     seed(url, [("torn", CONVERSATION[:2], {})])
     with redis.Redis.from_url(redis_server.url) as client:
-        client.rpush(session_keys(prefix, "torn").items, b'{"role": "user", "cont')
+        client.rpush(session_keys(prefix, "torn", 1).items, b'{"role": "user", "cont')
     result = run_cli("--url", url, "stats", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["items"] == 3  # counted by LLEN, never decoded
     assert result.stderr == ""  # no "cannot be decoded" warning: no item was read
 
 
-class ReindexingStore(MemoryStore):
-    """A memory store of three sessions whose `reindex` reports two steps of progress."""
-
-    async def count_sessions(self) -> int:
-        return 3
-
-    async def reindex(self, *, progress: Callable[[int], None] | None = None) -> int:
-        for step in (2, 1):
-            if progress is not None:
-                progress(step)
-        return 3
-
-
-def test_reindex_calls_the_stores_reindex_with_progress_and_prints_the_count(
+def test_reindex_indexes_earlier_sessions_with_progress_and_prints_the_count(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    register_backend("reindexing", lambda url, **options: ReindexingStore(**options))
-    assert main(["--url", "reindexing://", "reindex", "--json"]) == 0
+    name = f"cli-reindex-{uuid.uuid4().hex[:8]}"
+    # Indexes nothing: the sessions predate the index. (A named memory store lives while a
+    # store object of that name does.)
+    earlier = MemoryStore(name=name)
+
+    async def write() -> None:
+        for n in range(3):
+            await earlier.session(f"s{n}").update_metadata({"user_id": f"u{n % 2}"})
+
+    asyncio.run(write())
+    url = f"memory://{name}?index_metadata=user_id"
+    assert main(["--url", url, "reindex", "--json"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out) == {"indexed": 3}
-    assert "  2/3 sessions" in captured.err and "  3/3 sessions" in captured.err
+    assert "3/3 sessions" in captured.err
+
+    async def listed() -> list[str]:
+        store = MemoryStore(name=name, index_metadata=("user_id",))
+        page = await store.list_sessions(metadata={"user_id": "u0"})
+        return sorted(info.session_id for info in page.sessions)
+
+    assert asyncio.run(listed()) == ["s0", "s2"]
 
 
 def test_reindex_of_a_store_without_an_index_exits_1(capsys: pytest.CaptureFixture[str]) -> None:

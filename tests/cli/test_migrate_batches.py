@@ -62,7 +62,7 @@ def test_a_reader_never_sees_a_session_half_copied(
     write_source(source, 4000)
     prefix = f"atomic-{uuid.uuid4().hex[:8]}"
     watched = [f"b{n:05d}" for n in range(0, 4000, 40)]
-    keys = {sid: session_keys(prefix, sid) for sid in watched}
+    keys = {sid: session_keys(prefix, sid, 1) for sid in watched}  # one bucket off Cluster
     process = subprocess.Popen(
         [*CLI, "migrate", source, f"{redis_server.url}?key_prefix={prefix}"],
         cwd=tmp_path,

@@ -135,12 +135,15 @@ async def run_purge(ctx: Context, args: argparse.Namespace) -> int:
 async def run_reindex(ctx: Context, args: argparse.Namespace) -> int:
     """Rebuild the store's metadata index with a progress bar; say how many it indexed.
 
-    Calls `store.reindex(progress=...)`, which reports each step's newly indexed sessions;
-    a store without `reindex` keeps no index (exit 1).
+    Calls `store.reindex(progress=...)`, which reports the sessions indexed so far; a store
+    opened without `index_metadata` has no index to build (exit 1).
     """
     reindex = getattr(ctx.store, "reindex", None)
-    if reindex is None:
-        raise CommandError(f"{ctx.shown_url}: this store keeps no metadata index to rebuild")
+    if reindex is None or not getattr(ctx.store, "index_metadata", ()):
+        raise CommandError(
+            f"{ctx.shown_url}: this store keeps no metadata index to rebuild "
+            "(name the keys to index in the URL, e.g. ?index_metadata=user_id,tenant)"
+        )
     if ctx.missing_database() is not None:
         indexed = 0
     else:
@@ -148,9 +151,13 @@ async def run_reindex(ctx: Context, args: argparse.Namespace) -> int:
         bar = open_progress(sys.stderr if ctx.json else sys.stdout)
         bar.start(total, 0)
 
-        def advance(sessions: int) -> None:
+        reported = 0
+
+        def advance(done: int) -> None:
+            nonlocal reported
             ctx.progress()  # --timeout bounds one step of the rebuild, not all of it
-            bar.advance(int(sessions), 0)
+            bar.advance(int(done) - reported, 0)
+            reported = int(done)
 
         try:
             indexed = int(await reindex(progress=advance))
