@@ -71,6 +71,10 @@ local function sync_indexed(member, meta_key, keys, score)
   return true
 end
 
+-- What a write cleans up after expired sessions of its bucket: every write that may create
+-- a session, up to CLEAN_PER_WRITE; the share of appends that asks for it, CLEAN_PER_SHARE.
+local CLEAN_PER_WRITE, CLEAN_PER_SHARE = 4, 32
+
 -- Removes up to `limit` sessions of the bucket whose deadline has passed: their index
 -- entries and whatever keys expiry has not reclaimed yet (batch tokens expire on their
 -- own). Returns how many it removed.

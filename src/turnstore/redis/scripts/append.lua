@@ -45,10 +45,10 @@ if stamp(member, now, ARGV[5]) == 0 then
 end
 -- Expired sessions leave their index entries behind: writes clean them up as they go, a few
 -- for every new session (so the index keeps pace with the sessions that can expire) and more
--- on a share of the other appends.
+-- on a share of the other appends (about two per append).
 if created then
-  remove_expired(now, 2)
+  remove_expired(now, CLEAN_PER_WRITE)
 elseif string.find(flags, 'c', 1, true) then
-  remove_expired(now, 8)
+  remove_expired(now, CLEAN_PER_SHARE)
 end
 return 1

@@ -22,4 +22,5 @@ end
 if #keys > 0 then
   sync_indexed(member, META, keys, now)
 end
+remove_expired(now, CLEAN_PER_WRITE)
 return 1

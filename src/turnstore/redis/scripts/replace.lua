@@ -31,4 +31,5 @@ end
 if ARGV[5] == '1' and #keys > 0 then
   sync_indexed(member, META, keys, updated)
 end
+remove_expired(now, CLEAN_PER_WRITE)
 return 1
