@@ -90,6 +90,9 @@ _NEEDS_PASSWORD = (
     "noauth",
     "authentication required",
     "hello must be called with the client already authenticated",
+    # Redis 7 answers a request of more than 10 arguments (a listing script) from a client
+    # that has not authenticated with this, and closes the connection.
+    "unauthenticated multibulk length",
 )
 _WRONG_PASSWORD = ("wrongpass", "invalid password", "invalid username-password pair")
 
