@@ -14,10 +14,11 @@ and the memory of 20-turn conversations, ours against the SDK's `RedisSession`. 
 asserted: every target is printed PASS or MISS. See benchmarks/README.md ("Scale").
 
 Every phase has a timeout (a phase that runs out is reported, and a fill that runs out ends
-that backend's growth). Filling runs at about 600-850 sessions/s per backend on a 2-core
-machine, which is most of the run: 10,000 and 100,000 sessions on all three backends took
-about 25 minutes; 1,000,000 on standalone Redis would take about 45 minutes more (the fill
-and the purge's expiring half), with about 2.5 GB of Redis memory.
+that backend's growth). Filling runs at 550-900 sessions/s per backend on a 2-core machine and
+is most of the run: `--sizes 10000,100000` on all three backends took 20 minutes. 1,000,000
+on standalone Redis would take about 45 minutes more (900,000 sessions, then 1,000,000
+expiring ones for the purge) and about 1.9 GB of Redis memory for the store (1,910 B per
+session at 100,000), up to as much again for the expiring half until it is purged.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import redis.asyncio as aioredis
 from agents.extensions.memory import RedisSession as SdkRedisSession
 from tests.servers import ClusterTopology, RedisServer, start_cluster, start_redis
 
+from benchmarks.redis_memory import memory_usage
 from benchmarks.report import Target, environment, log, print_environment, server_version
 from benchmarks.turns import REPO, SDK_PREFIX, json_size, make_turn
 from turnstore import RedisStore, SQLiteStore
@@ -397,7 +399,8 @@ async def copy_rate(
 
             async def copy(sid: str) -> str:
                 record = await export_session(source, sid)
-                assert record is not None
+                if record is None:
+                    raise RuntimeError(f"copy: session {sid!r} of the store was not found")
                 return await import_session(destination, record)
 
             started = time.perf_counter()
@@ -475,9 +478,18 @@ async def bench_cli_migrate(server: RedisServer, directory: Path, report: ScaleR
 # -- memory of 20-turn conversations, ours vs the SDK ----------------------------------------
 
 
+async def keys_memory(client: aioredis.Redis) -> int:
+    """MEMORY USAGE (SAMPLES 0: every element) of every key of the client's db, summed."""
+    total = 0
+    async for key in client.scan_iter(count=1_000):
+        total += await memory_usage(client, key)
+    return total
+
+
 async def bench_conversation_memory(server: RedisServer, report: ScaleReport) -> None:
-    """Per-session memory (INFO used_memory delta) of CONVERSATIONS 20-turn conversations,
-    written turn by turn, and the overhead beyond their items' JSON bytes."""
+    """Per-session memory of CONVERSATIONS 20-turn conversations written turn by turn (every
+    key of a db that holds only them, the store's shared index keys included), and what is
+    beyond the bytes of their items as stored."""
     url = f"redis://{server.host}:{server.port}/{DB_MEMORY}"
     admin = aioredis.Redis.from_url(url)
     conversation = [make_turn(10_000 + t) for t in range(20)]
@@ -514,16 +526,12 @@ async def bench_conversation_memory(server: RedisServer, report: ScaleReport) ->
         await admin.flushdb()
         await plain.count_sessions()  # scripts loaded, pools open before the first reading
         await store.count_sessions()
-        for write in variants.values():  # untimed: the allocator and buffers settle
-            warm = [partial(write, f"warm-{n}") for n in range(CONVERSATIONS // 4)]
-            await bounded(run_concurrently(warm, 32), MEMORY_TIMEOUT, "conversation memory")
-            await admin.flushdb()
         for name, write in variants.items():
             log(f"  memory of {CONVERSATIONS} 20-turn conversations: {name} ...")
-            before = await used_memory([admin])
             jobs = [partial(write, f"mem-{n}") for n in range(CONVERSATIONS)]
             await bounded(run_concurrently(jobs, 32), MEMORY_TIMEOUT, "conversation memory")
-            per_session[name] = (await used_memory([admin]) - before) / CONVERSATIONS
+            total = await bounded(keys_memory(admin), MEMORY_TIMEOUT, "MEMORY USAGE")
+            per_session[name] = total / CONVERSATIONS
             values = [await admin.lrange(items_key[name](f"mem-{n}"), 0, -1) for n in range(20)]
             stored[name] = sum(len(v) for vs in values for v in vs) / len(values)
             await admin.flushdb()
@@ -544,10 +552,11 @@ async def bench_conversation_memory(server: RedisServer, report: ScaleReport) ->
         )
     report.notes.append(
         f"memory: {CONVERSATIONS} conversations of 20 turns (80 items, {items_bytes:,} bytes "
-        f"of compact JSON each), written turn by turn; 'beyond the items' is the used_memory "
-        f"delta per session minus the bytes of the item values each stores; ours keeps each "
-        f"add_items' batch token for 10 minutes (20 per session here), the SDK keeps a counter "
-        f"and a hash" + (f"; index_metadata not available ({not_indexed})" if not_indexed else "")
+        f"of compact JSON each), written turn by turn; 'beyond the items' is MEMORY USAGE of "
+        f"every key of their db per session minus the bytes of the item values each stores; "
+        f"ours keeps each add_items' batch token for 10 minutes (20 per session here), the "
+        f"SDK keeps a counter and a hash"
+        + (f"; index_metadata not available ({not_indexed})" if not_indexed else "")
     )
 
 
