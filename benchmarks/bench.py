@@ -4,6 +4,7 @@
 Usage::
 
     python -m benchmarks [--quick] [--only redis|sqlite|cluster] [--json FILE]
+    python -m benchmarks --only scale [--sizes 10000,100000] [--backends redis,sqlite] [--calls N]
 
 One process, one `redis-server` started here on a free loopback port (`--save ""
 --appendonly no`), stopped at the end; workload 7 also starts a 3-master Redis Cluster. Every
@@ -42,7 +43,9 @@ from benchmarks.report import (
     environment,
     print_environment,
     print_report,
+    server_version,
 )
+from benchmarks.scale import BACKENDS, DEFAULT_SIZES, parse_backends, parse_sizes, run_scale
 from benchmarks.sqlite_calls import bench_sqlite
 from benchmarks.turns import (
     Sizes,
@@ -70,23 +73,36 @@ async def run_redis(server: RedisServer, sizes: Sizes, report: Report) -> None:
     await bench_redis_concurrent(server, sizes, report)  # last: it flushes the database
 
 
-async def server_version(server: RedisServer) -> str:
-    client = aioredis.Redis(host=server.host, port=server.port)
-    try:
-        info = await client.info("server")
-        return f"{info['redis_version']} (port {server.port})"
-    finally:
-        await client.aclose()
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (< 40 s)")
     parser.add_argument(
         "--only",
-        choices=("redis", "sqlite", "cluster"),
+        choices=("redis", "sqlite", "cluster", "scale"),
         help="run one part only: redis = workloads 1-4 and 6 on the standalone server, "
-        "sqlite = 5 and 6 on SQLite, cluster = 7",
+        "sqlite = 5 and 6 on SQLite, cluster = 7, scale = the scale benchmark (not part of a "
+        "run without --only: it takes tens of minutes)",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=parse_sizes,
+        default=list(DEFAULT_SIZES),
+        metavar="N,N,...",
+        help="scale: the store's sizes, grown in order (default: 10000,100000,1000000)",
+    )
+    parser.add_argument(
+        "--backends",
+        type=parse_backends,
+        default=list(BACKENDS),
+        metavar="NAME,...",
+        help=f"scale: which of {','.join(BACKENDS)} to grow (default: all)",
+    )
+    parser.add_argument(
+        "--calls",
+        type=int,
+        default=5,
+        metavar="N",
+        help="scale: timed calls of each kind per size, the median is shown (default: 5)",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
     parser.add_argument("--no-fast-child", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -95,6 +111,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.only == "scale":
+        return run_scale(args.sizes, args.backends, max(1, args.calls), args.json)
     if args.no_fast_child is not None:
         asyncio.run(no_fast_child_main(args.no_fast_child, args.quick))
         return 0

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 
+import redis.asyncio as aioredis
 import redis.utils
+from tests.servers import RedisServer
 
 import turnstore
 
@@ -165,6 +167,15 @@ def environment(server_version: str | None) -> dict[str, str]:
         "openai-agents": _version("openai-agents"),
         "turnstore": turnstore.__version__,
     }
+
+
+async def server_version(server: RedisServer) -> str:
+    client = aioredis.Redis(host=server.host, port=server.port)
+    try:
+        info = await client.info("server")
+        return f"{info['redis_version']} (port {server.port})"
+    finally:
+        await client.aclose()
 
 
 def print_environment(env: dict[str, str]) -> None:
