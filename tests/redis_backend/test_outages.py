@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,6 +176,11 @@ class Writers:
         return [len(self.acked.get(s.session_id, [])) for s in self.sessions]
 
 
+def tracebacks(errors: list[BaseException]) -> str:
+    """Where each error came from, for an assertion message."""
+    return "\n".join("".join(traceback.format_exception(error)) for error in errors)
+
+
 async def wait_until(condition: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -202,7 +207,7 @@ async def run_through_a_kill(
     marks: dict[str, float] = {}
     try:
         await wait_until(lambda: min(log.counts()) >= 10 or log.unexpected, 20, "first batches")
-        assert not log.unexpected, log.unexpected
+        assert not log.unexpected, tracebacks(log.unexpected)
         before = log.counts()
         await asyncio.to_thread(kill)
         marks["killed"] = time.monotonic()
@@ -224,7 +229,7 @@ async def run_through_a_kill(
     for task in tasks:
         if not task.cancelled() and task.exception() is not None:
             raise AssertionError("a writer failed") from task.exception()
-    assert not log.unexpected, log.unexpected
+    assert not log.unexpected, tracebacks(log.unexpected)
     return log, marks
 
 
@@ -461,22 +466,7 @@ async def test_an_injected_client_with_its_own_retries_still_fails_within_the_bu
 # -- 3. a frozen server --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "url",
-        pytest.param(
-            "injected",
-            marks=pytest.mark.xfail(
-                sys.version_info < (3, 11),
-                reason="Python 3.10: a CancelledError reaches the caller instead of "
-                "BackendUnavailableError (an injected client with its own socket timeout, a "
-                "frozen server); not understood yet, see the session note",
-                strict=False,
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("path", PATHS)
 async def test_a_frozen_server_fails_the_call_in_budget_and_its_batch_applies_once(
     path: str, server: RedisServer, proxy: CountingProxy
 ) -> None:
@@ -494,10 +484,12 @@ async def test_a_frozen_server_fails_the_call_in_budget_and_its_batch_applies_on
             seconds_read, read_error, _ = await timed(session.get_items())
         finally:
             thaw(server)
-        assert isinstance(error, BackendUnavailableError), error
+        assert isinstance(error, BackendUnavailableError), tracebacks([error] if error else [])
         assert seconds <= call_bound(3.0, 1.0), seconds
         assert opened_during <= opened.retries + 1
-        assert isinstance(read_error, BackendUnavailableError), read_error
+        assert isinstance(read_error, BackendUnavailableError), tracebacks(
+            [read_error] if read_error else []
+        )
         assert seconds_read <= call_bound(3.0, 1.0), seconds_read
         # The frozen server may still run the request it had buffered: the caller's resend
         # with the same key must leave the batch once.
@@ -542,3 +534,32 @@ async def test_a_frozen_cluster_node_fails_the_call_in_budget() -> None:
     finally:
         await store.close()
         cluster.stop()
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_a_call_to_a_frozen_server_cancelled_by_its_caller_raises_cancelled_error(
+    path: str, server: RedisServer, proxy: CountingProxy
+) -> None:
+    # The library cancels an attempt at its deadline: a cancellation that is not its own
+    # must still reach the caller, not be taken for a timeout or a lost reply.
+    opened = open_standalone(path, proxy.port, timeout=3.0, socket_timeout=1.0)
+    session = opened.store.session(unique_id("frozen"))
+    try:
+        await session.add_items(batch(0), idempotency_key=batch_key(0))
+        freeze(server)
+        try:
+            for wait in (0.2, 1.5, 2.5):  # in the first, second and third attempt
+                call = asyncio.create_task(
+                    session.add_items(batch(1), idempotency_key=batch_key(1))
+                )
+                await asyncio.sleep(wait)
+                assert not call.done()
+                call.cancel()
+                _, error, _ = await timed(call)
+                assert isinstance(error, asyncio.CancelledError), tracebacks(
+                    [error] if error else []
+                )
+        finally:
+            thaw(server)
+    finally:
+        await opened.aclose()

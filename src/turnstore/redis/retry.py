@@ -95,11 +95,22 @@ class _Watchdog:
 
 
 class _Ticket:
-    __slots__ = ("expired", "task")
+    """One attempt's claim on the watchdog: the task to cancel at its deadline.
+
+    `cancels` is how many cancellation requests the task had when the attempt started
+    (`Task.cancelling()`, Python 3.11+ and tasks that backport it): the watchdog's own is
+    the one above that count, whatever others left uncounted before (the `async-timeout`
+    package that redis-py uses below Python 3.11.3 cancels without ever calling `uncancel`).
+    """
+
+    __slots__ = ("cancels", "expired", "taken_back", "task")
 
     def __init__(self, task: asyncio.Task[Any]) -> None:
         self.task = task
         self.expired = False
+        self.taken_back = False
+        cancelling = getattr(task, "cancelling", None)
+        self.cancels: int = cancelling() if cancelling is not None else 0
 
 
 class _Attempt:
@@ -139,10 +150,16 @@ def _watchdog(loop: asyncio.AbstractEventLoop) -> _Watchdog:
     return dog
 
 
-def _uncancel(task: asyncio.Task[Any]) -> bool:
-    """Take back the watchdog's cancellation; False when someone else cancelled too."""
-    uncancel = getattr(task, "uncancel", None)  # Python 3.11+
-    return uncancel is None or uncancel() == 0
+def _take_back(ticket: _Ticket) -> bool:
+    """Take back the watchdog's cancellation of an attempt; False when someone else
+    cancelled the task during the attempt too (their cancellation must reach the caller).
+
+    Without `Task.uncancel` (Python 3.10's own tasks) there is no telling: a cancellation
+    that lands in the same loop iteration as the deadline is taken for the deadline's.
+    """
+    ticket.taken_back = True
+    uncancel = getattr(ticket.task, "uncancel", None)
+    return uncancel is None or uncancel() <= ticket.cancels
 
 
 def _seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
@@ -330,7 +347,7 @@ async def _attempts(
                     raise reply  # did not run: wait and send again
             return replies
         except asyncio.CancelledError as error:
-            if not ticket.expired or not _uncancel(task):
+            if not ticket.expired or not _take_back(ticket):
                 raise
             until = min(deadline, loop.time())  # the clock may have been restarted
             if until < deadline and resend_lost and lost < budget.retries:
@@ -364,6 +381,11 @@ async def _attempts(
             raise backend_error(error, where) from error
         finally:
             dog.disarm(ticket)
+            if ticket.expired and not ticket.taken_back:
+                # The watchdog's cancellation ended as something else (the driver turned
+                # it into its own timeout, or finished anyway): still take it back, so
+                # that the task's count of cancellations stays the caller's.
+                _take_back(ticket)
         if loop.time() + pause >= deadline:
             raise BackendUnavailableError(
                 f"{where}: gave up within the {budget.timeout:g} s budget ({last})"

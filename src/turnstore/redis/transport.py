@@ -131,17 +131,41 @@ class ClientTransport(Transport):
                 # a raw EVALSHA by its first key like any other command.
                 pipe.execute_command(*command)
             return list(await pipe.execute(raise_on_error=False))
-        except AttributeError as error:
-            # redis-py 8.1's RedisCluster, resetting a node's connections after a lost one
-            # while another task's command is on its way, can write to a connection that was
-            # just closed ("'NoneType' object has no attribute 'writelines'"). The request
-            # may not have been sent: an outcome unknown, like any lost connection.
-            raise RedisConnectionError(f"connection reset while sending: {error}") from error
+        except (AttributeError, TypeError) as error:
+            if not _torn_down(error):
+                raise
+            raise RedisConnectionError(f"connection closed while in use: {error}") from error
 
     async def aclose(self) -> None:
         # Cluster initialization state belongs to the client: a closed client initializes
         # again on its next use.
         self._initialized = not self._cluster
+
+
+def _torn_down(error: BaseException) -> bool:
+    """`error` is redis-py using a connection that a concurrent task is closing.
+
+    redis-py's async `RedisCluster` (8.1.0), after a lost connection to a node, closes that
+    node's free connections (`ClusterNode.disconnect_free_connections`) but leaves them in
+    its free queue while they close, and on CLUSTERDOWN closes every connection, those in use
+    included (`aclose`): another task can write to one of them as it closes. asyncio's
+    closing transport then raises "'NoneType' object is not callable" (Python 3.12+, from
+    `writelines`), or, once the close finished, redis-py "'NoneType' object has no attribute
+    'writelines'". Taken as a lost connection, outcome unknown, so the request is sent again:
+    every request of this package is safe to resend (batch tokens, receipts).
+
+    Only a `TypeError` or `AttributeError` about `None` whose innermost frame is in redis-py
+    or asyncio counts, so that a bug of this package is never taken for a lost connection.
+    """
+    if "'NoneType' object" not in str(error):
+        return False
+    tb = error.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    module = str(tb.tb_frame.f_globals.get("__name__", ""))
+    return module.partition(".")[0] in ("redis", "asyncio")
 
 
 class LaneTransport(Transport):
