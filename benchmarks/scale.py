@@ -46,8 +46,10 @@ from benchmarks.redis_memory import memory_usage
 from benchmarks.report import Target, environment, log, print_environment, server_version
 from benchmarks.turns import REPO, SDK_PREFIX, json_size, make_turn
 from turnstore import RedisStore, SQLiteStore
+from turnstore.backend import SessionWrite
 from turnstore.errors import ConfigurationError
-from turnstore.records import export_session, import_session
+from turnstore.items import encode_item
+from turnstore.records import export_sessions, import_sessions
 from turnstore.store import SessionStore
 
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
@@ -223,10 +225,11 @@ def file_footprint(path: Path) -> Callable[[], Awaitable[int]]:
 # -- fill -------------------------------------------------------------------------------------
 
 
-async def write_session(store: SessionStore, sid: str, n: int, *, ttl: float | None = None) -> None:
-    session = store.session(sid) if ttl is None else store.session(sid, ttl=ttl)
-    await session.add_items(_TURNS[n % TURN_POOL])
-    await session.update_metadata(session_metadata(n))
+#: Sessions per batch of the export and copy rates (as the CLI's export and migrate).
+COPY_BATCH = 128
+#: Sessions per `replace_sessions` batch of the fill.
+FILL_BATCH = 500
+_ENCODED = [[encode_item(item) for item in turn] for turn in _TURNS]
 
 
 async def fill(
@@ -239,22 +242,35 @@ async def fill(
     ttl: float | None = None,
     id_of: Callable[[int], str] = session_id,
 ) -> float:
-    """Sessions start..stop-1, `width` at a time; returns the seconds it took."""
-    positions = iter(range(start, stop))
+    """Sessions start..stop-1 through the stores' bulk write (`replace_sessions`, what
+    import and migrate use: a round trip per batch on Redis, a transaction on SQLite),
+    `width` batches at a time; returns the seconds it took."""
+    batches = iter(range(start, stop, FILL_BATCH))
     done = 0
     started = time.perf_counter()
     step = max(1, (stop - start) // 5)
+    next_log = step
 
     async def worker() -> None:
-        nonlocal done
-        for n in positions:
-            await write_session(store, id_of(n), n, ttl=ttl)
-            done += 1
-            if done % step == 0:
+        nonlocal done, next_log
+        for first in batches:
+            writes = [
+                SessionWrite(
+                    session_id=id_of(n),
+                    encoded=_ENCODED[n % TURN_POOL],
+                    metadata=session_metadata(n),
+                    ttl=ttl,
+                )
+                for n in range(first, min(first + FILL_BATCH, stop))
+            ]
+            await store.replace_sessions(writes)
+            done += len(writes)
+            if done >= next_log:
+                next_log += step
                 rate = done / (time.perf_counter() - started)
                 log(f"    {label}: {done:,}/{stop - start:,} ({rate:,.0f} sessions/s)")
 
-    await asyncio.gather(*(worker() for _ in range(width)))
+    await asyncio.gather(*(worker() for _ in range(max(1, width // 16))))
     return time.perf_counter() - started
 
 
@@ -377,8 +393,10 @@ async def export_rate(store: SessionStore, runs: list[list[str]], width: int) ->
     rates = []
     for ids in runs:
         started = time.perf_counter()
-        jobs = [lambda sid=sid: export_session(store, sid) for sid in ids]
-        records = await bounded(run_concurrently(jobs, width), RATE_TIMEOUT, "export")
+        chunks = [ids[i : i + COPY_BATCH] for i in range(0, len(ids), COPY_BATCH)]
+        jobs = [lambda chunk=chunk: export_sessions(store, chunk) for chunk in chunks]
+        batches = await bounded(run_concurrently(jobs, 4), RATE_TIMEOUT, "export")
+        records = [record for batch in batches for record in batch]
         rates.append(len(ids) / (time.perf_counter() - started))
         if any(r is None for r in records):
             raise RuntimeError("export: a session of the store was not found")
@@ -388,7 +406,8 @@ async def export_rate(store: SessionStore, runs: list[list[str]], width: int) ->
 async def copy_rate(
     source: SessionStore, destination_url: str, runs: list[list[str]], width: int
 ) -> list[float]:
-    """export_session + import_session of each id, `width` at a time, into an empty db."""
+    """export_sessions + import_sessions (the batch paths of export, import and migrate),
+    COPY_BATCH sessions a batch, four batches at a time, into an empty db."""
     rates = []
     admin = aioredis.Redis.from_url(destination_url)
     destination = RedisStore.from_url(destination_url)
@@ -397,15 +416,17 @@ async def copy_rate(
         for ids in runs:
             await admin.flushdb()
 
-            async def copy(sid: str) -> str:
-                record = await export_session(source, sid)
-                if record is None:
-                    raise RuntimeError(f"copy: session {sid!r} of the store was not found")
-                return await import_session(destination, record)
+            async def copy(chunk: list[str]) -> list[Any]:
+                records = await export_sessions(source, chunk)
+                if any(record is None for record in records):
+                    raise RuntimeError("copy: a session of the store was not found")
+                return await import_sessions(destination, [r for r in records if r])
 
             started = time.perf_counter()
-            jobs = [lambda sid=sid: copy(sid) for sid in ids]
-            outcomes = await bounded(run_concurrently(jobs, width), RATE_TIMEOUT, "copy")
+            chunks = [ids[i : i + COPY_BATCH] for i in range(0, len(ids), COPY_BATCH)]
+            jobs = [lambda chunk=chunk: copy(chunk) for chunk in chunks]
+            results = await bounded(run_concurrently(jobs, 4), RATE_TIMEOUT, "copy")
+            outcomes = [outcome for result in results for outcome in result]
             rates.append(len(ids) / (time.perf_counter() - started))
             if any(o != "created" for o in outcomes):
                 raise RuntimeError(f"copy: outcomes {sorted(set(outcomes))}")
