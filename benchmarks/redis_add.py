@@ -29,6 +29,7 @@ async def bench_redis_add(
     direct lane), and ours over an injected client (redis-py's command path, as the SDK and
     the floor use), next to the SDK's session and the floor on that same injected client."""
     turns = [make_turn(n) for n in range(sizes.turns_per_round)]
+    indexed = RedisStore(client, index_metadata=("user_id",))
     turn_bytes = json_size(turns[0])
     report.notes.append(f"a turn is 4 items, {turn_bytes} bytes of compact JSON")
 
@@ -41,6 +42,13 @@ async def bench_redis_add(
 
         async def ours_injected(r: int, ttl: int | None = ttl, tag: str = tag) -> Op:
             session = RedisSession(f"w1-injected-{tag}-{r}", client=client, ttl=ttl)
+            return lambda i: session.add_items(turns[i])
+
+        async def ours_indexed(r: int, ttl: int | None = ttl, tag: str = tag) -> Op:
+            # A session with an indexed metadata value: each append also moves its entry in
+            # the value's index.
+            session = indexed.session(f"w1-indexed-{tag}-{r}", ttl=ttl)
+            await session.update_metadata({"user_id": f"u{r}"})
             return lambda i: session.add_items(turns[i])
 
         async def sdk(r: int, ttl: int | None = ttl, tag: str = tag) -> Op:
@@ -70,12 +78,19 @@ async def bench_redis_add(
         label = "1. add_items turn" + (f" ttl={ttl}s" if ttl else "")
         log(f"{label} ...")
         rates = await interleaved(
-            {"ours": ours, "injected": ours_injected, "sdk": sdk, "floor": floor},
+            {
+                "ours": ours,
+                "injected": ours_injected,
+                "indexed": ours_indexed,
+                "sdk": sdk,
+                "floor": floor,
+            },
             sizes.rounds,
             sizes.turns_per_round,
         )
         report.add(label, "ours (default store)", rates["ours"], "turns/s")
         report.add(label, "ours (injected client)", rates["injected"], "turns/s")
+        report.add(label, "ours (injected, indexed user_id)", rates["indexed"], "turns/s")
         report.add(label, "SDK", rates["sdk"], "turns/s")
         report.add(label, "raw floor", rates["floor"], "turns/s")
         suffix = " (TTL)" if ttl else ""
