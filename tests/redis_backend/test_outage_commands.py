@@ -226,14 +226,15 @@ async def test_cluster_connections_killed_in_a_loop_lose_and_double_nothing(
         store = RedisStore(client, key_prefix=prefix)
     try:
         # More writers than on standalone: many calls in flight on each node when one of
-        # them loses its connection.
+        # them loses its connection. (A call that fails spends its whole budget: 24 writers
+        # of 40 batches took up to a minute here.)
         await append_while_killing(
             store,
             redis_cluster.nodes,
             name,
             max_connections=None,
-            batches=40,
-            writers=24,
+            batches=20,
+            writers=16,
             failures_known=(
                 "redis-py's RedisCluster hands out a free connection that CLIENT KILL closed "
                 "while it sat idle, and the request written to it costs one of the call's "
