@@ -1,13 +1,15 @@
-"""A fault-injecting TCP proxy for loopback tests: forwards to a real server and, when told
-to, lets the server execute a request but drops its reply and closes the connection."""
+"""Faults for loopback tests: a TCP proxy that forwards to a real server and, when told to,
+lets the server execute a request but drops its reply and closes the connection; and a
+listener that accepts connections and never answers."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 
 class DroppingProxy:
@@ -124,3 +126,33 @@ class CountingProxy(DroppingProxy):
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
         await super()._handle(reader, writer)
+
+
+@contextlib.contextmanager
+def silent_listener() -> Iterator[int]:
+    """A loopback port that accepts connections and never answers anything."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.2)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            accepted.append(conn)  # kept open, never read from, never written to
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for conn in accepted:
+            conn.close()
+        listener.close()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import socket
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,36 +10,13 @@ from pathlib import Path
 import pytest
 
 from tests.cli.support import CONVERSATION, run_cli, seed, sqlite_url_for
+from tests.faults import silent_listener
 
 
 @pytest.fixture
 def silent_port() -> Iterator[int]:
-    """A loopback port that accepts connections and never answers anything."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    listener.settimeout(0.2)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except (TimeoutError, OSError):
-                continue
-            accepted.append(conn)  # kept open, never read from, never written to
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        for conn in accepted:
-            conn.close()
-        listener.close()
+    with silent_listener() as port:
+        yield port
 
 
 @pytest.mark.parametrize("command", [["list"], ["show", "s1"], ["stats"], ["purge"]])

@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.exceptions import (
     AuthenticationError,
@@ -45,7 +45,17 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import BackendError, BackendUnavailableError, ConfigurationError
 
-__all__ = ["DEFAULT_BUDGET", "Budget", "backend_error", "is_refused", "run"]
+__all__ = [
+    "DEFAULT_BUDGET",
+    "Budget",
+    "StartOver",
+    "backend_error",
+    "is_refused",
+    "run",
+    "run_operation",
+]
+
+_T = TypeVar("_T")
 
 #: A reply's outcome is unknown: the request may or may not have run. Sent again.
 LOST = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -126,6 +136,11 @@ class _Attempt:
 
 
 _CURRENT: ContextVar[_Attempt | None] = ContextVar("turnstore_attempt", default=None)
+#: The deadline of the operation in progress (`run_operation`): the requests it sends share
+#: its budget rather than starting one each.
+_OPERATION_DEADLINE: ContextVar[float | None] = ContextVar(
+    "turnstore_operation_deadline", default=None
+)
 
 
 def attempt_started() -> None:
@@ -282,6 +297,52 @@ def _unreachable(error: BaseException) -> bool:
     return False
 
 
+class StartOver(Exception):
+    """Raised by an operation of several requests that found its view of the servers out of
+    date (a Cluster slot left the node it was read from, or is moving): nothing it did
+    changed anything, and `run_operation` starts it again after a short wait."""
+
+
+#: First and longest wait before an operation starts over.
+_START_OVER_PAUSE = 0.02
+_START_OVER_PAUSE_MAX = 0.5
+
+
+async def run_operation(
+    operation: Callable[[], Awaitable[_T]], budget: Budget, where: str, what: str
+) -> _T:
+    """`await operation()` (several requests, each sent through `run`) within one time budget
+    in all: every request it sends counts against the same deadline, and when it raises
+    `StartOver` it is started again, waiting a little longer each time, until the budget is
+    spent (then `BackendUnavailableError`, saying `what` was being done).
+
+    Only this restart lives here; a request's own resends stay in `run`, so a failure is
+    never retried at two depths.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + budget.timeout
+    outer = _OPERATION_DEADLINE.get()
+    if outer is not None:
+        deadline = min(deadline, outer)
+    reset = _OPERATION_DEADLINE.set(deadline)
+    pause = _START_OVER_PAUSE
+    try:
+        while True:
+            try:
+                return await operation()
+            except StartOver as error:
+                left = deadline - loop.time()
+                if left <= pause:
+                    raise BackendUnavailableError(
+                        f"{where}: {what} could not finish within the {budget.timeout:g} s "
+                        f"budget ({error or 'the servers kept changing'})"
+                    ) from error
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, _START_OVER_PAUSE_MAX)
+    finally:
+        _OPERATION_DEADLINE.reset(reset)
+
+
 def _backoff(attempt: int) -> float:
     """Full jitter, 50 ms doubling up to 1 s."""
     return random.uniform(0, min(1.0, 0.05 * 2**attempt))
@@ -310,10 +371,13 @@ async def run(
     assert task is not None
     dog = _watchdog(loop)
     deadline = loop.time() + budget.timeout
+    operation = _OPERATION_DEADLINE.get()
+    if operation is not None:
+        deadline = min(deadline, operation)
     current = _Attempt(dog, deadline, budget.read_timeout) if bound_attempts else None
     reset = _CURRENT.set(current)
     try:
-        return await _attempts(send, commands, budget, where, resend_lost, current, task)
+        return await _attempts(send, commands, budget, where, resend_lost, deadline, current, task)
     finally:
         _CURRENT.reset(reset)
 
@@ -324,12 +388,12 @@ async def _attempts(
     budget: Budget,
     where: str,
     resend_lost: bool,
+    deadline: float,
     current: _Attempt | None,
     task: asyncio.Task[Any],
 ) -> list[Any]:
     loop = asyncio.get_running_loop()
     dog = _watchdog(loop)
-    deadline = loop.time() + budget.timeout if current is None else current.deadline
     lost = 0
     last: BaseException | None = None
     while True:

@@ -25,7 +25,7 @@ from ..items import DEFAULT_MAX_ITEM_BYTES
 from ..options import OnCorrupt, resolve_options
 from ..store import BaseStore, Progress, decode_cursor, deletion_filters, encode_cursor
 from ..urls import mask_url
-from . import scripts, transfer
+from . import retry, scripts, transfer
 from .clients import DEFAULT_MAX_CONNECTIONS, AnyRedis, ClientSource
 from .keys import (
     BucketKeys,
@@ -58,8 +58,6 @@ DELETE_PAGE = 200
 #: Buckets per round trip of `reindex`, and sessions per bucket and round.
 REINDEX_BUCKETS = 128
 REINDEX_COUNT = 100
-#: First wait before a read of every node starts over because Cluster slots are moving.
-_MOVING_PAUSE = 0.02
 
 
 def _b(value: bytes | str) -> bytes:
@@ -278,7 +276,7 @@ class RedisStore(BaseStore):
         args: Callable[[_Group], list[Any]],
     ) -> list[Any]:
         """Run a node script on each group's server with `args(group)`, concurrently: one
-        round trip each. Raises `_SlotsMoved` when a Cluster slot left the node it was
+        round trip each. Raises `retry.StartOver` when a Cluster slot left the node it was
         thought to be on; the caller starts over (see `_on_every_node`)."""
         replies = await asyncio.gather(
             *(
@@ -303,29 +301,19 @@ class RedisStore(BaseStore):
             touch = [("EXISTS", self._buckets[b].index) for g in moved for b in g.buckets]
             await self._source.send(touch)
             self._cluster_groups = None
-            raise _SlotsMoved
+            raise retry.StartOver(f"{len(moved)} node(s) no longer held all their buckets")
         self._source.raise_errors(replies)
         return list(replies)
 
-    async def _on_every_node(self, work: Callable[[list[_Group]], Awaitable[_T]]) -> _T:
-        """`work(groups)`, done again from the start when Cluster slots moved meanwhile, or
-        are moving (a slot being migrated stays with its node until the move ends): waiting
-        a little longer each time, within the time budget of one call."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._source.budget.timeout
-        pause = _MOVING_PAUSE
-        while True:
-            try:
-                return await work(await self._groups())
-            except _SlotsMoved:
-                left = deadline - loop.time()
-                if left <= 0:
-                    raise BackendUnavailableError(
-                        f"Cluster slots were still moving after {self._source.budget.timeout}"
-                        f" s while every node of {self._source.where} was read"
-                    ) from None
-                await asyncio.sleep(min(pause, left))
-                pause = min(pause * 2, 0.5)
+    async def _on_every_node(self, work: Callable[[list[_Group]], Awaitable[_T]], what: str) -> _T:
+        """`work(groups)` within one call's time budget, started over (by the retry module,
+        the one owner of waits) when Cluster slots moved meanwhile or are moving: a slot
+        being migrated stays with its node until the move ends."""
+
+        async def operation() -> _T:
+            return await work(await self._groups())
+
+        return await retry.run_operation(operation, self._source.budget, self._source.where, what)
 
     # -- listing ---------------------------------------------------------------------------
 
@@ -351,7 +339,9 @@ class RedisStore(BaseStore):
         if cursor is not None:
             score, session_id = decode_cursor(cursor)
             start = (str(score), escape_id(session_id).encode("utf-8"))
-        return await self._on_every_node(lambda groups: self._page(groups, limit, start, wanted))
+        return await self._on_every_node(
+            lambda groups: self._page(groups, limit, start, wanted), "a page of sessions"
+        )
 
     async def _page(
         self,
@@ -436,7 +426,7 @@ class RedisStore(BaseStore):
         async def count(groups: list[_Group]) -> int:
             return sum(int(c) for c in await self._run_nodes(scripts.COUNT_NODE, groups, _none))
 
-        return await self._on_every_node(count)
+        return await self._on_every_node(count, "counting the sessions")
 
     async def count_expired(self) -> int:
         """How many sessions `purge_expired` would remove now (nothing is changed)."""
@@ -610,10 +600,6 @@ class _Row:
         tag, member, score = _b(entry[0]), _b(entry[1]), int(entry[2])
         info = _info(member, score, entry[3], entry[4], entry[5], now) if len(entry) > 3 else None
         return cls(group=group, tag=tag, member=member, score=score, info=info)
-
-
-class _SlotsMoved(Exception):
-    """A Cluster slot moved off the node a node script ran on."""
 
 
 #: A listing's start: newest first from the very newest.
