@@ -199,12 +199,17 @@ class LaneTransport(Transport):
         try:
             connection = lane_client.connection
             if connection is not None:
-                if connection.is_connected and connection.health_check_interval:
+                if connection.is_connected:
                     try:
-                        await connection.check_health()  # a PING when the interval passed
+                        # What redis-py's pool checks when it hands out a connection: the
+                        # server closed it while idle (or left something unread).
+                        if await getattr(connection, _CAN_READ)():
+                            raise RedisConnectionError("closed or dirty while idle")
+                        if connection.health_check_interval:
+                            await connection.check_health()  # a PING when the interval passed
                     except RedisConnectionError:
-                        # The server dropped this idle connection. Nothing was sent yet:
-                        # connect again rather than spend one of the call's retries on it.
+                        # Nothing was sent yet: connect again rather than spend one of the
+                        # call's retries on a connection the server already dropped.
                         await connection.disconnect()
                 if not connection.is_connected:
                     # The connection's own connect(): a Sentinel-managed connection asks
@@ -243,6 +248,10 @@ class LaneTransport(Transport):
             await lane_client.aclose()
         await self._overflow.aclose()
 
+
+#: redis-py 8 renamed the check its pool runs on a connection it hands out (`can_read`);
+#: earlier versions call it `can_read_destructive`.
+_CAN_READ = "can_read" if hasattr(aioredis.Connection, "can_read") else "can_read_destructive"
 
 #: The lanes of injected clients, one per client, shared by every session and store that
 #: uses it, and gone with it. A lane holds the client's pool, never the client itself.
