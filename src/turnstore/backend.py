@@ -41,6 +41,7 @@ __all__ = [
     "StoreBackend",
     "Times",
     "batch_token",
+    "is_batch_token",
     "validate_index_metadata",
 ]
 
@@ -77,6 +78,12 @@ def batch_token() -> str:
     Several times cheaper than fresh random bytes per call, which the append path notices.
     """
     return f"{_token_prefix}{next(_token_serials):x}"
+
+
+def is_batch_token(token: str) -> bool:
+    """True for a token `batch_token` made (an `add_items` call's own), False for one made
+    from an `idempotency_key`, which must be remembered for its whole window."""
+    return token.startswith("b:")
 
 
 @dataclass(frozen=True)

@@ -222,10 +222,24 @@ class ClientSource:
         """The redis-py client serving the running event loop."""
         return self._open()[0]
 
-    async def send(self, commands: Sequence[Command], *, resend_lost: bool = True) -> list[Any]:
+    @property
+    def sees_every_send(self) -> bool:
+        """True when every time a request goes out is one of `retry.run`'s attempts: the
+        driver resends nothing by itself (an injected client with its own retry policy does;
+        so does redis-py 5's Cluster client, once, whatever it is told)."""
+        return self._resends and not (self._cluster and _REDIS_PY_MAJOR < 6)
+
+    async def send(
+        self,
+        commands: Sequence[Command],
+        *,
+        resend_lost: bool = True,
+        sends: retry.Sends | None = None,
+    ) -> list[Any]:
         """The replies to `commands` (one round trip), error replies in place, within the
         time budget; resent when the outcome is unknown (`resend_lost`, for idempotent
-        requests: all of this package's) or the cluster is in flux."""
+        requests: all of this package's) or the cluster is in flux. `sends` counts the
+        attempts."""
         return await retry.run(
             self._open()[1].send,
             commands,
@@ -235,6 +249,7 @@ class ClientSource:
             resend_lost=resend_lost and self._resends,
             # An injected client's socket timeouts are its own.
             bound_attempts=self._injected is None,
+            sends=sends,
         )
 
     async def send_routed(self, route: str, command: Command) -> Any:
@@ -275,10 +290,16 @@ class ClientSource:
         return self._checked((await self.send([command]))[0])
 
     async def script(
-        self, script: LuaScript, keys: Sequence[str | bytes], args: Sequence[EncodableArg]
+        self,
+        script: LuaScript,
+        keys: Sequence[str | bytes],
+        args: Sequence[EncodableArg],
+        *,
+        sends: retry.Sends | None = None,
     ) -> Any:
         """Run `script` on `keys` with `args`; an error reply raises our error."""
-        return self._checked((await self.send([script.command(keys, args, ro=self._ro)]))[0])
+        command = script.command(keys, args, ro=self._ro)
+        return self._checked((await self.send([command], sends=sends))[0])
 
     def script_command(
         self, script: LuaScript, keys: Sequence[str | bytes], args: Sequence[EncodableArg]

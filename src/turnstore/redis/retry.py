@@ -48,6 +48,7 @@ from ..errors import BackendError, BackendUnavailableError, ConfigurationError
 __all__ = [
     "DEFAULT_BUDGET",
     "Budget",
+    "Sends",
     "StartOver",
     "backend_error",
     "is_refused",
@@ -302,6 +303,15 @@ def _unreachable(error: BaseException) -> bool:
     return False
 
 
+class Sends:
+    """How many times `run` sent a request (a caller's view of whether it went out once)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
 class StartOver(Exception):
     """Raised by an operation of several requests that found its view of the servers out of
     date (a Cluster slot left the node it was read from, or is moving): nothing it did
@@ -375,6 +385,7 @@ async def run(
     *,
     resend_lost: bool = True,
     bound_attempts: bool = True,
+    sends: Sends | None = None,
 ) -> list[Any]:
     """The replies of `send(commands)` within `budget`: sent again when the outcome is
     unknown (`resend_lost`) or the cluster is in flux (an in-flux error reply counts as not
@@ -384,6 +395,7 @@ async def run(
     with `bound_attempts`, an attempt that waits longer than `budget.read_timeout` counts as
     lost (the clients this package opens leave redis-py's own socket timeout off: on Python
     3.11 it runs every write as a task of its own, a cost the watchdog here does not have).
+    `sends` counts the attempts made, whatever their outcome.
     """
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -396,7 +408,9 @@ async def run(
     current = _Attempt(dog, deadline, budget.read_timeout) if bound_attempts else None
     reset = _CURRENT.set(current)
     try:
-        return await _attempts(send, commands, budget, where, resend_lost, deadline, current, task)
+        return await _attempts(
+            send, commands, budget, where, resend_lost, deadline, current, task, sends
+        )
     finally:
         _CURRENT.reset(reset)
 
@@ -410,6 +424,7 @@ async def _attempts(
     deadline: float,
     current: _Attempt | None,
     task: asyncio.Task[Any],
+    sends: Sends | None,
 ) -> list[Any]:
     loop = asyncio.get_running_loop()
     dog = _watchdog(loop)
@@ -423,6 +438,8 @@ async def _attempts(
             until = min(deadline, loop.time() + budget.read_timeout)
             current.ticket = ticket
         dog.arm(ticket, until)
+        if sends is not None:
+            sends.count += 1
         try:
             replies = await send(commands)
             for reply in replies:

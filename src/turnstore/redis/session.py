@@ -13,6 +13,7 @@ from ..backend import (
     RawItem,
     Snapshot,
     Times,
+    is_batch_token,
     validate_index_metadata,
 )
 from ..info import SessionInfo, datetime_from_ms
@@ -20,7 +21,7 @@ from ..items import DEFAULT_MAX_ITEM_BYTES
 from ..options import OnCorrupt, resolve_options
 from ..session import BaseSession
 from ..urls import mask_url
-from . import scripts
+from . import retry, scripts
 from .clients import AnyRedis, ClientSource
 from .keys import SessionKeys, bucket_count, session_keys, validate_key_prefix
 from .retry import BUDGET_OPTIONS, Budget
@@ -189,6 +190,8 @@ class RedisSession(BaseSession):
         # The count and names of the indexed keys, as the metadata script takes them.
         self._indexed_args: list[Any] = [len(self.index_metadata), *self.index_metadata]
         self._append_flags = (b"i", b"pci") if self.index_metadata else (b"", b"pc")
+        # Batch tokens of appends answered on their only send, forgotten by the next append.
+        self._answered: list[str] = []
 
     @classmethod
     def from_url(cls: type[_R], session_id: str, url: str, **options: Any) -> _R:
@@ -269,19 +272,33 @@ class RedisSession(BaseSession):
         return list(replies[0]), len(replies[0])
 
     async def storage_append(self, encoded: list[bytes], token: str, token_ttl_ms: int) -> bool:
-        applied = await self._run(
-            scripts.APPEND,
-            [
-                self._member,
-                self._id_bytes,
-                token.encode(),
-                b"%d" % token_ttl_ms,
-                self._ttl_arg,
-                self._max_items_arg,
-                self._append_flags[random.random() < PRUNE_TOKENS_EVERY],
-                *encoded,
-            ],
-        )
+        # The batch tokens of this writer's earlier appends that went out once and were
+        # answered go with this append: no copy of those requests is left anywhere, so the
+        # session need not keep their tokens for their whole lifetime (see append.lua).
+        answered, self._answered = self._answered, []
+        sends = retry.Sends()
+        try:
+            applied = await self._source.script(
+                scripts.APPEND,
+                self._script_keys,
+                [
+                    self._member,
+                    self._id_bytes,
+                    token.encode(),
+                    b"%d" % token_ttl_ms,
+                    self._ttl_arg,
+                    self._max_items_arg,
+                    self._append_flags[random.random() < PRUNE_TOKENS_EVERY],
+                    " ".join(answered).encode() if answered else b"",
+                    *encoded,
+                ],
+                sends=sends,
+            )
+        except BaseException:
+            self._answered.extend(answered)
+            raise
+        if sends.count == 1 and is_batch_token(token) and self._source.sees_every_send:
+            self._answered.append(token)
         return bool(applied)
 
     async def storage_pop(self, skip_corrupt: bool) -> PopResult | None:

@@ -1,6 +1,9 @@
--- ARGV: member, session_id, token, token_ttl_ms, ttl_ms, max_items, flags, item...
+-- ARGV: member, session_id, token, token_ttl_ms, ttl_ms, max_items, flags, answered, item...
 -- flags: 'p' forget expired batch tokens, 'c' clean expired sessions of the bucket, 'i' the
 -- store indexes metadata (the session's value index entries get the update time too).
+-- answered: batch tokens (space-separated, may be empty) of this writer's earlier appends
+-- that were sent once and answered: no copy of them can arrive any more, so they are
+-- forgotten now rather than kept for their whole lifetime.
 -- Appends the items unless the batch token was already applied. Returns 1, or 0 for a repeat.
 local member, session_id, token = ARGV[1], ARGV[2], ARGV[3]
 local flags = ARGV[7]
@@ -13,6 +16,13 @@ if redis.call('ZADD', TOKENS, 'NX', token_deadline, token) == 0 then
     return 0
   end
   redis.call('ZADD', TOKENS, token_deadline, token)
+end
+if ARGV[8] ~= '' then
+  for answered in string.gmatch(ARGV[8], '%S+') do
+    if answered ~= token then
+      redis.call('ZREM', TOKENS, answered)
+    end
+  end
 end
 if string.find(flags, 'p', 1, true) then
   -- Forgetting expired tokens is amortized: the caller asks for it on a fraction of appends.
@@ -31,7 +41,7 @@ end
 -- new, and only then is its hash looked at. Otherwise the hash is left alone (the index
 -- score is the update time), which keeps the common append one server call shorter.
 local created = false
-if push_all(8) == #ARGV - 7 and redis.call('EXISTS', META) == 0 then
+if push_all(9) == #ARGV - 8 and redis.call('EXISTS', META) == 0 then
   create(member, session_id, now)
   created = true
 end
