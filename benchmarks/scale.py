@@ -576,8 +576,9 @@ async def bench_conversation_memory(server: RedisServer, report: ScaleReport) ->
         f"memory: {CONVERSATIONS} conversations of 20 turns (80 items, {items_bytes:,} bytes "
         f"of compact JSON each), written turn by turn; 'beyond the items' is MEMORY USAGE of "
         f"every key of their db per session minus the bytes of the item values each stores; "
-        f"ours keeps each add_items' batch token for 10 minutes (20 per session here), the "
-        f"SDK keeps a counter and a hash"
+        f"ours keeps the batch token of the writer's last add_items (each append forgets "
+        f"the tokens of the earlier ones, answered on their only send) and its tokens set, "
+        f"the SDK keeps a counter and a hash"
         + (f"; index_metadata not available ({not_indexed})" if not_indexed else "")
     )
 
