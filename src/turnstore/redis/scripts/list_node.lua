@@ -123,11 +123,10 @@ for bucket in string.gmatch(ARGV[2], '[^,]+') do
   end
 end
 
+-- Live: the hash exists. A session's hash expires at its deadline (the one in the bucket's
+-- expiry set), and a key past its deadline does not exist for a script, even before the
+-- server has removed it: no need to read the expiry set too.
 local function matches(tag, member)
-  local deadline = redis.call('ZSCORE', tag .. 'expiry', member)
-  if deadline and tonumber(deadline) <= now then
-    return false
-  end
   local meta_key = tag .. 's:' .. member .. ':meta'
   if redis.call('EXISTS', meta_key) == 0 then
     return false
