@@ -11,6 +11,7 @@ from ..backend import (
     AUTO_TOKEN_TTL_MS,
     PopResult,
     RawItem,
+    SessionCopy,
     Snapshot,
     Times,
     is_batch_token,
@@ -105,8 +106,21 @@ def info_of(session_id: str, reply: Any) -> SessionInfo | None:
     """A `SessionInfo` from the info script's reply."""
     if not reply:
         return None
+    return _info_from(session_id, reply, int(reply[1]))
+
+
+def copy_of(session_id: str, reply: Any) -> SessionCopy | None:
+    """A `SessionCopy` (info and items) from the snapshot script's reply."""
+    if not reply:
+        return None
+    raws = list(reply[1])
+    return SessionCopy(info=_info_from(session_id, reply, len(raws)), raws=raws)
+
+
+def _info_from(session_id: str, reply: Any, item_count: int) -> SessionInfo:
+    """The info in a reply of the info or snapshot script: {meta, _, pttl, now, score}."""
     fields, metadata = _meta_fields(reply[0])
-    item_count, pttl, now = int(reply[1]), int(reply[2]), int(reply[3])
+    pttl, now = int(reply[2]), int(reply[3])
     created = int(fields.get("created", now))
     return SessionInfo(
         session_id=session_id,
@@ -343,7 +357,7 @@ class RedisSession(BaseSession):
         )
 
     async def storage_snapshot(self) -> Snapshot | None:
-        return snapshot_of(await self._run(scripts.SNAPSHOT, []))
+        return snapshot_of(await self._run(scripts.SNAPSHOT, [self._member]))
 
     async def storage_info(self) -> SessionInfo | None:
         return info_of(self.session_id, await self._run(scripts.INFO, [self._member]))

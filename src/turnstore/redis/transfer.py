@@ -11,7 +11,6 @@ commands by node; every command touches one session, hence one slot.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +18,7 @@ from ..backend import SessionCopy, SessionWrite
 from ..options import SessionOptions, validate_session_id
 from ..store import gather_bounded
 from . import scripts
-from .session import info_of, replace_args, snapshot_of
+from .session import copy_of, replace_args
 
 if TYPE_CHECKING:
     from .store import RedisStore
@@ -44,11 +43,8 @@ def _script_keys(store: RedisStore, session_id: str) -> tuple[tuple[bytes, ...],
 async def snapshot_sessions(
     store: RedisStore, session_ids: Sequence[str]
 ) -> list[SessionCopy | None]:
-    """Each session's info and snapshot scripts, side by side in one request per batch.
-
-    The snapshot script reads the items and the metadata in one step; the info script, run
-    right before it in the same request, adds the times and the expiry.
-    """
+    """Each session's snapshot script (its items, metadata, times and expiry, read in one
+    step), many sessions in one request per batch."""
     source = store.connection
     prepared = [_script_keys(store, session_id) for session_id in session_ids]
 
@@ -56,22 +52,13 @@ async def snapshot_sessions(
         commands: list[Any] = []
         for position in chunk:
             keys, member = prepared[position]
-            commands.append(source.script_command(scripts.INFO, keys, [member]))
-            commands.append(source.script_command(scripts.SNAPSHOT, keys, []))
+            commands.append(source.script_command(scripts.SNAPSHOT, keys, [member]))
         replies = await source.send(commands)
         source.raise_errors(replies)
-        copies: list[SessionCopy | None] = []
-        for offset, position in enumerate(chunk):
-            info = info_of(session_ids[position], replies[2 * offset])
-            snapshot = snapshot_of(replies[2 * offset + 1])
-            if info is None or snapshot is None:
-                copies.append(None)  # absent, or deleted between the two scripts
-                continue
-            info = dataclasses.replace(
-                info, item_count=len(snapshot.raws), metadata=snapshot.metadata
-            )
-            copies.append(SessionCopy(info=info, raws=snapshot.raws))
-        return copies
+        return [
+            copy_of(session_ids[position], reply)
+            for position, reply in zip(chunk, replies, strict=True)
+        ]
 
     batches = await gather_bounded(
         [read(chunk) for chunk in _chunks(len(session_ids))], SENDS_IN_FLIGHT
