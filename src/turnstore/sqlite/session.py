@@ -6,7 +6,7 @@ import os
 import sqlite3
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from ..backend import PopResult, RawItem, Snapshot, Times
 from ..info import SessionInfo
@@ -101,6 +101,7 @@ class SQLiteSession(BaseSession):
         connection: ConnectionWorker | None = None,
         owns_connection: bool = True,
         store: object = None,
+        **unknown: NoReturn,
     ) -> None:
         """`connection` is what a store or a fork hands over: a worker on `db_path` whose
         schema names the tables. With `owns_connection` the session holds one reference to
@@ -115,8 +116,10 @@ class SQLiteSession(BaseSession):
                     "session_settings": session_settings,
                     "on_corrupt": on_corrupt,
                     "max_item_bytes": max_item_bytes,
-                }
-            ]
+                },
+                unknown,
+            ],
+            context=f"{type(self).__name__}(...)",
         )
         path = as_db_path(db_path)
         schema = Schema(sessions_table, messages_table) if connection is None else None
@@ -157,7 +160,7 @@ class SQLiteSession(BaseSession):
         session_options, tables = resolve_options(
             [parsed.session_options, parsed.table_options, parsed.store_options, options],
             extra=TABLE_OPTIONS,
-            context=mask_url(url),
+            context=f"{cls.__name__}.from_url({session_id!r}, {mask_url(url)!r}, ...)",
         )
         return cls(session_id, parsed.path, **tables, **session_options.keywords())
 
