@@ -393,8 +393,10 @@ class SQLiteStore(BaseStore):
         database, a directory that does not exist) raises `BackendError`, as a Redis server
         refusing the credentials does."""
 
+        schema = self._schema
+
         def job(conn: sqlite3.Connection) -> bool:
-            return bool(conn.execute("SELECT 1").fetchone() == (1,))
+            return schema.ping(conn)
 
         try:
             return await self._run(job)
