@@ -39,6 +39,7 @@ __all__ = [
     "open_store",
     "register_backend",
     "registered_schemes",
+    "unregister_backend",
 ]
 
 DEFAULT_URL = "sqlite:///turnstore.db"
@@ -333,11 +334,11 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     return updated_ms, session_id
 
 
+# Openers registered at run time, and those loaded from entry points (on first use of their
+# scheme). Entry points themselves are looked up when a scheme is not here, so a package
+# installed while the process runs is found; a broken third-party package must not break
+# the other schemes, so only the entry point of the scheme being opened is loaded.
 _BACKENDS: dict[str, StoreOpener] = {}
-# Entry points of the group by scheme, found once and loaded only when their scheme is
-# opened: a broken third-party package must not break the other schemes.
-_ENTRY_POINTS: dict[str, EntryPoint] = {}
-_entry_points_loaded = False
 
 # Built-in providers, imported on first use so that opening SQLite never imports redis-py's
 # cluster machinery and the other way round.
@@ -362,23 +363,38 @@ def _builtin(scheme: str) -> StoreOpener | None:
     return opener
 
 
+def _schemes(schemes: str | tuple[str, ...]) -> list[str]:
+    return [scheme.lower() for scheme in ((schemes,) if isinstance(schemes, str) else schemes)]
+
+
 def register_backend(schemes: str | tuple[str, ...], opener: StoreOpener) -> None:
-    """Serve `schemes` (e.g. `"dynamodb"`) with `opener(url, **options) -> SessionStore`."""
-    for scheme in (schemes,) if isinstance(schemes, str) else schemes:
-        _BACKENDS[scheme.lower()] = opener
+    """Serve `schemes` (e.g. `"dynamodb"`) with `opener(url, **options) -> SessionStore`.
+
+    A registered scheme wins over a built-in one and over an entry point of the same name.
+    """
+    for scheme in _schemes(schemes):
+        _BACKENDS[scheme] = opener
 
 
-def _discovered_entry_points() -> dict[str, EntryPoint]:
-    global _entry_points_loaded
-    if not _entry_points_loaded:
-        _entry_points_loaded = True
-        for entry in entry_points(group=ENTRY_POINT_GROUP):
-            _ENTRY_POINTS.setdefault(entry.name.lower(), entry)
-    return _ENTRY_POINTS
+def unregister_backend(schemes: str | tuple[str, ...]) -> None:
+    """Stop serving `schemes` with what `register_backend` registered (or what an entry
+    point of the scheme loaded): next time, a built-in scheme is served by its built-in
+    backend and any other is looked up among the entry points again. A scheme that was not
+    registered is ignored."""
+    for scheme in _schemes(schemes):
+        _BACKENDS.pop(scheme, None)
+
+
+def _entry_points() -> dict[str, EntryPoint]:
+    """The installed entry points of the group, by scheme (the first of a name wins)."""
+    found: dict[str, EntryPoint] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(entry.name.lower(), entry)
+    return found
 
 
 def _from_entry_point(scheme: str) -> StoreOpener | None:
-    entry = _discovered_entry_points().get(scheme)
+    entry = _entry_points().get(scheme)
     if entry is None:
         return None
     try:
@@ -392,7 +408,8 @@ def _from_entry_point(scheme: str) -> StoreOpener | None:
 
 
 def registered_schemes() -> list[str]:
-    return sorted(set(_BACKENDS) | set(_BUILTIN) | set(_discovered_entry_points()))
+    """Every scheme `open_store` serves: built in, registered, or installed entry points."""
+    return sorted(set(_BACKENDS) | set(_BUILTIN) | set(_entry_points()))
 
 
 def open_store(url: str | None = None, **options: Any) -> SessionStore:
