@@ -101,12 +101,62 @@ class SessionStore(Protocol):
 
 
 class BaseStore(ABC):
-    """Shared store behaviour: argument checks, the closed state, `async with`."""
+    """Shared store behaviour: argument checks, the closed state, `async with`, and the
+    generic `delete_sessions`, `reindex`, `snapshot_sessions` and `replace_sessions`.
+
+    A backend's store subclasses it and implements the abstract methods below, the store
+    half of the backend protocol (`turnstore.backend.StoreBackend`).
+    """
 
     kind = "SessionStore"
+    #: The metadata keys a listing filters on through an index (see `list_sessions`).
+    index_metadata: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self._closed = False
+
+    # -- what a backend's store implements (turnstore.backend.StoreBackend) ------------------
+
+    @abstractmethod
+    def session(self, session_id: str, **overrides: Any) -> BaseSession:
+        """A session sharing the store's storage and defaults (`overrides` win); no I/O."""
+
+    @abstractmethod
+    async def get_info(self, session_id: str) -> SessionInfo | None:
+        """The session's `SessionInfo`, or None when it does not exist (or has expired)."""
+
+    @abstractmethod
+    async def list_sessions(
+        self,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> SessionPage:
+        """One page of live sessions, most recently updated first; `next_cursor` is None on
+        the last page. `metadata` keeps sessions having every given pair."""
+
+    @abstractmethod
+    async def count_sessions(self) -> int:
+        """The number of live sessions, in time that does not grow with them."""
+
+    @abstractmethod
+    async def delete_session(self, session_id: str) -> bool:
+        """Delete the session; True if it existed (and had not expired)."""
+
+    @abstractmethod
+    async def purge_expired(self) -> int:
+        """Remove what has expired now; returns how many sessions it removed."""
+
+    @abstractmethod
+    async def ping(self) -> bool:
+        """True when the backend answers, False when it cannot be reached in time."""
+
+    @abstractmethod
+    async def storage_close(self) -> None:
+        """Close what the store owns; called once, by `close()`."""
+
+    # -- shared behaviour ----------------------------------------------------------------------
 
     @property
     def closed(self) -> bool:
@@ -148,7 +198,7 @@ class BaseStore(ABC):
             return len(matching)
         deleted = 0
         for session_id in matching:
-            if await self.delete_session(session_id):  # type: ignore[attr-defined]
+            if await self.delete_session(session_id):
                 deleted += 1
         return deleted
 
@@ -160,7 +210,7 @@ class BaseStore(ABC):
         found: list[str] = []
         cursor: str | None = None
         while True:
-            page = await self.list_sessions(  # type: ignore[attr-defined]
+            page = await self.list_sessions(
                 limit=_DELETE_PAGE, cursor=cursor, metadata=metadata or None
             )
             for info in page.sessions:
@@ -188,7 +238,7 @@ class BaseStore(ABC):
         to build (0); a backend with one overrides it.
         """
         self._check_open()
-        if getattr(self, "index_metadata", ()):
+        if self.index_metadata:
             raise NotImplementedError(f"{type(self).__name__} does not implement reindex()")
         return 0
 
@@ -196,7 +246,7 @@ class BaseStore(ABC):
 
     def _copy_session(self, session_id: str, **overrides: Any) -> BaseSession:
         # No window, no limit and no sliding expiry: a copy must see, and change, nothing else.
-        return self.session(  # type: ignore[attr-defined,no-any-return]
+        return self.session(
             session_id,
             max_turns=None,
             session_settings=None,
@@ -248,10 +298,6 @@ class BaseStore(ABC):
                 for session, write in zip(sessions, writes, strict=True)
             ]
         )
-
-    @abstractmethod
-    async def storage_close(self) -> None:
-        """Close what the store owns."""
 
     async def close(self) -> None:
         """Close what the store owns; sessions it handed out stop working."""
