@@ -1,4 +1,5 @@
-"""What the distribution and its tooling promise: honest project URLs, pinned tools."""
+"""What the distribution and its tooling promise: honest project URLs, pinned tools, extras
+that install what their commands need."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import re
 import sys
 from pathlib import Path
 from typing import Any
+
+from packaging.requirements import Requirement
+
+from turnstore.conformance.__main__ import TEST_TOOLS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -41,3 +46,15 @@ def test_every_tool_the_scripts_install_comes_at_its_pin() -> None:
         and '"${pin[@]}"' not in line
     ]
     assert unpinned == []
+
+
+def requirements(extra: str) -> dict[str, str]:
+    parsed = [Requirement(text) for text in pyproject()["project"]["optional-dependencies"][extra]]
+    return {requirement.name: str(requirement.specifier) for requirement in parsed}
+
+
+def test_the_conformance_extra_installs_what_the_command_checks_at_the_dev_versions() -> None:
+    conformance = requirements("conformance")
+    assert set(conformance) == set(TEST_TOOLS.values())
+    dev = requirements("dev")
+    assert conformance == {name: dev[name] for name in conformance}
