@@ -58,3 +58,13 @@ def test_the_conformance_extra_installs_what_the_command_checks_at_the_dev_versi
     assert set(conformance) == set(TEST_TOOLS.values())
     dev = requirements("dev")
     assert conformance == {name: dev[name] for name in conformance}
+
+
+def test_every_benchmark_module_runs_from_the_package_layout() -> None:
+    # `python -m benchmarks.X` from the root finds `tests` and `turnstore` as packages.
+    editing = [
+        path.name
+        for path in sorted((ROOT / "benchmarks").glob("*.py"))
+        if "sys.path" in path.read_text(encoding="utf-8")
+    ]
+    assert editing == []
