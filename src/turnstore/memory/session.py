@@ -43,7 +43,8 @@ class MemorySession(BaseSession):
         **unknown: NoReturn,
     ) -> None:
         """`connection` is what a store or a fork hands over (the storage to share); the
-        session closes it iff `owns_connection`."""
+        session closes it iff `owns_connection`. Any other keyword raises
+        `ConfigurationError` naming it."""
         options, _ = resolve_options(
             [
                 {

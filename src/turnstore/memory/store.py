@@ -44,6 +44,7 @@ class MemoryStore(BaseStore):
     keys only walks the sessions in order (in memory, no I/O). The index belongs to the
     data: stores on one name may name different `index_metadata`, and each key any of them
     names is indexed for all (after `reindex()` when sessions existed before the key).
+    A keyword that is no option raises `ConfigurationError` naming it.
     """
 
     kind = "MemoryStore"

@@ -150,7 +150,8 @@ class RedisSession(BaseSession):
         3) bound every call; see docs/production.md. `index_metadata`: the metadata keys its
         store indexes (`RedisStore(index_metadata=...)` passes its own). `connection` is
         what a store or a fork hands over instead of `client` (the source of the clients to
-        send on, with its own time budget); the session closes it iff `owns_connection`."""
+        send on, with its own time budget); the session closes it iff `owns_connection`.
+        Any other keyword raises `ConfigurationError` naming it."""
         options, _ = resolve_options(
             [
                 {

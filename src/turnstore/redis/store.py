@@ -94,7 +94,8 @@ class RedisStore(BaseStore):
         all, default 10) and `retries` (default 3, used only when the client does not retry
         by itself) bound every call on it. `index_metadata`: the metadata keys a listing
         filters on through an index (see `list_sessions`). `from_url` passes a
-        `connection` that the store opened and owns instead, with the URL's time budget."""
+        `connection` that the store opened and owns instead, with the URL's time budget.
+        Any other keyword raises `ConfigurationError` naming it."""
         options, _ = resolve_options(
             [
                 {

@@ -105,7 +105,8 @@ class SQLiteSession(BaseSession):
     ) -> None:
         """`connection` is what a store or a fork hands over: a worker on `db_path` whose
         schema names the tables. With `owns_connection` the session holds one reference to
-        it (released at close); `store` is kept alive while the session is."""
+        it (released at close); `store` is kept alive while the session is. Any other
+        keyword raises `ConfigurationError` naming it."""
         options, _ = resolve_options(
             [
                 {

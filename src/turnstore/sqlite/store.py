@@ -49,6 +49,7 @@ class SQLiteStore(BaseStore):
     `index_metadata` keys are registered in the file's metadata index when the store first
     opens the file for writing; triggers keep that index exact whoever writes afterwards.
     A key registered while the file already holds sessions is indexed by `reindex()`.
+    A keyword that is no option raises `ConfigurationError` naming it.
     """
 
     kind = "SQLiteStore"
