@@ -1,9 +1,8 @@
-#!/usr/bin/env python
 """Server time per append (SPEC section 5): what Redis itself spends on one `add_items`.
 
-Usage::
+Usage (from the repository's root, as every benchmark module)::
 
-    python benchmarks/server_time.py [--appends N]
+    python -m benchmarks.server_time [--appends N]
 
 One `redis-server` started here on a free loopback port. For each variant, the server's
 command statistics are reset, N four-item turns are appended, and `INFO commandstats` gives
@@ -27,18 +26,13 @@ import json
 import statistics
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 from agents.extensions.memory import RedisSession as SdkRedisSession
+from tests.servers import start_redis
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from tests.servers import start_redis  # noqa: E402
-
-from turnstore import RedisSession, RedisStore  # noqa: E402
+from turnstore import RedisSession, RedisStore
 
 TTL_SECONDS = 3600
 

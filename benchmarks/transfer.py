@@ -1,7 +1,6 @@
-#!/usr/bin/env python
 """Export, import and migrate rates (SPEC section 5, issue 13 item 6): sessions per second.
 
-Usage::
+Usage (from the repository's root, as every benchmark module)::
 
     python -m benchmarks.transfer [--sessions N] [--rounds R] [--profile DIR]
 
@@ -36,15 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from tests.servers import RedisServer, start_redis
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from tests.servers import RedisServer, start_redis  # noqa: E402
-
-from turnstore import SessionRecord, import_sessions, open_store  # noqa: E402
-from turnstore.cli.app import main as cli  # noqa: E402
+from turnstore import SessionRecord, import_sessions, open_store
+from turnstore.cli.app import main as cli
 
 #: Targets (sessions/s) of SPEC section 5.
 TARGETS = {"migrate Redis -> Redis": 10_000.0, "migrate SQLite -> Redis": 5_000.0}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -124,12 +125,22 @@ class SQLiteBackend(Backend):
         return session
 
     async def inject_raw(self, session: BaseSession, raw: str) -> None:
-        await self.store._run(
-            lambda conn: conn.execute(
-                "INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)",
-                (session.session_id, raw),
-            )
-        )
+        if self.db_path == ":memory:":
+            # Only the store's own connection reaches an in-memory database: the protocol's
+            # append, below the session's checks.
+            await super().inject_raw(session, raw)
+            return
+        # A foreign writer of the file (the SDK, a script): a row of the SDK's messages table
+        # through a connection of its own.
+        conn = sqlite3.connect(self.db_path)
+        try:
+            with conn:
+                conn.execute(
+                    "INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)",
+                    (session.session_id, raw),
+                )
+        finally:
+            conn.close()
 
     async def aclose(self) -> None:
         for store in self._stores:

@@ -14,6 +14,7 @@ from turnstore import (
     MemorySession,
     MemoryStore,
     RedisSession,
+    RedisSessionManager,
     RedisStore,
     SessionOptions,
     SQLiteSession,
@@ -58,16 +59,21 @@ BACKEND_KEYWORDS: dict[Any, set[str]] = {
 }
 
 
+def named_parameters(constructor: Any) -> dict[str, inspect.Parameter]:
+    """The parameters a caller names (not the `**unknown` that refuses every other name)."""
+    parameters = inspect.signature(constructor).parameters
+    return {n: p for n, p in parameters.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+
+
 @pytest.mark.parametrize("constructor", list(BACKEND_KEYWORDS), ids=lambda c: c.__name__)
 def test_every_constructor_takes_exactly_the_session_options(constructor: Any) -> None:
-    parameters = inspect.signature(constructor).parameters
-    session_options = set(parameters) - BACKEND_KEYWORDS[constructor]
+    session_options = set(named_parameters(constructor)) - BACKEND_KEYWORDS[constructor]
     assert session_options == SessionOptions.names()
 
 
 @pytest.mark.parametrize("constructor", list(BACKEND_KEYWORDS), ids=lambda c: c.__name__)
 def test_every_constructor_defaults_to_the_option_defaults(constructor: Any) -> None:
-    parameters = inspect.signature(constructor).parameters
+    parameters = named_parameters(constructor)
     defaults = SessionOptions()
     for name in SessionOptions.names():
         assert parameters[name].default == getattr(defaults, name), name
@@ -107,22 +113,116 @@ async def test_keywords_win_over_the_url_on_every_backend(scheme: str, tmp_path:
         await store.close()
 
 
+# Every way to spell an option (in every URL, and as a keyword) is read from the one
+# definition in SessionOptions: a value of each option, as a query writes it and as read.
+URL_SPELLINGS: dict[str, tuple[str, Any]] = {
+    "ttl": ("90", 90.0),
+    "refresh_ttl_on_read": ("no", False),
+    "max_turns": ("4", 4),
+    "max_items": ("12", 12),
+    "on_corrupt": ("raise", "raise"),
+    "max_item_bytes": ("4096", 4096),
+}
+KEYWORD_ONLY = {"session_settings"}  # an SDK object: no text spells it
+
+
+def test_every_session_option_but_the_sdk_settings_has_a_url_spelling() -> None:
+    assert set(URL_SPELLINGS) == SessionOptions.names() - KEYWORD_ONLY
+
+
 @pytest.mark.parametrize("scheme", SCHEMES)
-@pytest.mark.parametrize("where", ["query", "keyword", "override"])
-async def test_an_unknown_option_is_named_on_every_backend(
-    scheme: str, where: str, tmp_path: Path
+@pytest.mark.parametrize("name", sorted(URL_SPELLINGS))
+async def test_every_url_option_reaches_the_sessions_of_every_backend(
+    scheme: str, name: str, tmp_path: Path
 ) -> None:
-    with pytest.raises(ConfigurationError, match="colour"):
-        if where == "query":
-            open_store(store_url(scheme, tmp_path, "colour=blue"))
-        elif where == "keyword":
-            open_store(store_url(scheme, tmp_path, ""), colour="blue")
-        else:
-            store = open_store(store_url(scheme, tmp_path, ""))
-            try:
-                store.session("s", colour="blue")
-            finally:
-                await store.close()
+    text, value = URL_SPELLINGS[name]
+    store = open_store(store_url(scheme, tmp_path, f"{name}={text}"))
+    try:
+        assert getattr(store.session("s").options, name) == value
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_a_keyword_only_option_in_a_url_says_to_pass_it_as_a_keyword(
+    scheme: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigurationError, match="'session_settings' cannot be set in a URL"):
+        open_store(store_url(scheme, tmp_path, "session_settings=limit"))
+
+
+# A mistyped option is refused the same way wherever it is written: one routine, one message,
+# naming the option, the closest one, and where it was given.
+TYPO = r"^unknown option 'ttll' \(did you mean 'ttl'\?\) in "
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_a_mistyped_query_option_is_refused_naming_it_and_the_url(
+    scheme: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigurationError, match=TYPO + "'(redis|sqlite|memory):"):
+        open_store(store_url(scheme, tmp_path, "ttll=5"))
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_a_mistyped_keyword_of_open_store_is_refused_naming_it(scheme: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=TYPO):
+        open_store(store_url(scheme, tmp_path, ""), ttll=5)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+async def test_a_mistyped_override_of_store_session_is_refused_naming_it(
+    scheme: str, tmp_path: Path
+) -> None:
+    store = open_store(store_url(scheme, tmp_path, ""))
+    try:
+        with pytest.raises(ConfigurationError, match=TYPO + r"\w+Store\.session\("):
+            store.session("s", ttll=5)
+    finally:
+        await store.close()
+
+
+def unconnected_client() -> Any:
+    import redis.asyncio
+
+    return redis.asyncio.Redis(host="127.0.0.1", port=1)  # never used: nothing is sent
+
+
+CONSTRUCTORS: dict[str, Any] = {
+    "RedisSession": lambda: RedisSession("s", client=unconnected_client(), ttll=5),
+    "RedisStore": lambda: RedisStore(unconnected_client(), ttll=5),
+    "SQLiteSession": lambda: SQLiteSession("s", ttll=5),
+    "SQLiteStore": lambda: SQLiteStore(":memory:", ttll=5),
+    "MemorySession": lambda: MemorySession("s", ttll=5),
+    "MemoryStore": lambda: MemoryStore(ttll=5),
+    "RedisSession.from_url": lambda: RedisSession.from_url("s", "redis://127.0.0.1:1", ttll=5),
+    "RedisStore.from_url": lambda: RedisStore.from_url("redis://127.0.0.1:1", ttll=5),
+    "SQLiteSession.from_url": lambda: SQLiteSession.from_url("s", "sqlite://", ttll=5),
+    "RedisSessionManager": lambda: RedisSessionManager("redis://127.0.0.1:1", ttll=5),
+}
+
+
+@pytest.mark.parametrize("call", list(CONSTRUCTORS))
+def test_a_mistyped_keyword_of_every_constructor_is_a_configuration_error(call: str) -> None:
+    # Not Python's bare TypeError: the same error and message as in a URL.
+    with pytest.raises(ConfigurationError, match=TYPO):
+        CONSTRUCTORS[call]()
+
+
+def test_every_unknown_name_is_listed_and_only_close_ones_get_a_suggestion() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        open_store("memory://?colour=blue&max_turn=3")
+    assert str(caught.value) == (
+        "unknown options 'colour', 'max_turn' (did you mean 'max_turns'?) "
+        "in 'memory://?colour=blue&max_turn=3'"
+    )
+
+
+def test_a_password_in_the_url_is_masked_in_the_error() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        open_store("redis://user:hunter2@127.0.0.1:1/0?ttll=5")
+    assert "hunter2" not in str(caught.value)
+    assert "'redis://user:***@127.0.0.1:1/0?ttll=5'" in str(caught.value)
 
 
 # -- constructors that run ---------------------------------------------------------------

@@ -18,9 +18,10 @@ from turnstore import (
     SQLiteStore,
     open_store,
     register_backend,
+    unregister_backend,
 )
-from turnstore import store as registry
 from turnstore.conformance.items import user
+from turnstore.store import ENTRY_POINT_GROUP, registered_schemes
 
 # A tiny third-party backend: sessions in a dict, served for `memtest://` URLs. It is written
 # out as its own module, as an installed package would be.
@@ -100,18 +101,19 @@ def install_distribution(site: Path, name: str, entry_points: dict[str, str]) ->
         f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n", encoding="utf-8"
     )
     lines = "".join(f"{scheme} = {target}\n" for scheme, target in entry_points.items())
-    (dist_info / "entry_points.txt").write_text(
-        f"[{registry.ENTRY_POINT_GROUP}]\n{lines}", encoding="utf-8"
-    )
+    (dist_info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{lines}", encoding="utf-8")
+
+
+# The schemes these tests register or install; each test leaves none of them behind.
+TEST_SCHEMES = ("memtest", "memtest+tls", "broken", "sqlite")
 
 
 @pytest.fixture(autouse=True)
-def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test starts from the built-in schemes and discovers entry points anew."""
-    monkeypatch.setattr(registry, "_BACKENDS", {})
-    monkeypatch.setattr(registry, "_ENTRY_POINTS", {})
-    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+def fresh_registry() -> Iterator[None]:
+    """Each test starts from the built-in schemes (and the entry points installed then)."""
+    unregister_backend(TEST_SCHEMES)
     yield
+    unregister_backend(TEST_SCHEMES)
 
 
 @pytest.fixture
@@ -156,7 +158,7 @@ def test_the_scheme_of_an_entry_point_is_case_insensitive(site: Path) -> None:
 
 
 def test_an_installed_scheme_is_listed_as_known(site: Path) -> None:
-    assert "memtest" in registry.registered_schemes()
+    assert "memtest" in registered_schemes()
     with pytest.raises(ConfigurationError, match="memtest") as caught:
         open_store("nosuch://x")
     assert "'nosuch'" in str(caught.value)
@@ -217,7 +219,7 @@ async def test_register_backend_serves_its_schemes() -> None:
         async with store:
             await store.session("a").add_items([user("hi")])
             assert await store.count_sessions() == 1
-    assert {"memtest", "memtest+tls"} <= set(registry.registered_schemes())
+    assert {"memtest", "memtest+tls"} <= set(registered_schemes())
 
 
 def test_register_backend_takes_one_scheme_as_a_string() -> None:
@@ -236,3 +238,48 @@ def test_an_unregistered_scheme_lists_the_known_ones() -> None:
         open_store("nosuch://x")
     assert "memtest" in str(caught.value)
     assert "redis+cluster" in str(caught.value)
+
+
+def test_unregister_backend_forgets_a_registered_scheme() -> None:
+    register_backend(("memtest", "memtest+tls"), RecordingStore)
+    unregister_backend("MemTest")
+    with pytest.raises(ConfigurationError, match="unknown URL scheme 'memtest'"):
+        open_store("memtest://x")
+    assert isinstance(open_store("memtest+tls://x"), RecordingStore)
+    assert "memtest" not in registered_schemes()
+
+
+async def test_unregistering_a_replaced_built_in_scheme_serves_the_built_in_again(
+    tmp_path: Path,
+) -> None:
+    register_backend("sqlite", RecordingStore)
+    assert isinstance(open_store(f"sqlite:///{tmp_path}/x.db"), RecordingStore)
+    unregister_backend("sqlite")
+    store = open_store(f"sqlite:///{tmp_path}/x.db")
+    assert type(store) is SQLiteStore
+    await store.close()
+
+
+def test_a_backend_installed_while_the_process_runs_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ConfigurationError, match="unknown URL scheme 'memtest'"):
+        open_store("memtest://x")
+    site = tmp_path / "later"
+    site.mkdir()
+    (site / "turnstore_memtest.py").write_text(textwrap.dedent(MEMTEST_MODULE), encoding="utf-8")
+    install_distribution(
+        site, "turnstore_memtest", {"memtest": "turnstore_memtest:open_memtest_store"}
+    )
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "turnstore_memtest", raising=False)
+    assert type(open_store("memtest://x")).__name__ == "MemtestStore"
+
+
+def test_unregistering_a_loaded_entry_point_finds_it_again(site: Path) -> None:
+    first = open_store("memtest://x")
+    unregister_backend("memtest")
+    sys.modules.pop("turnstore_memtest")  # as if the process started afresh
+    second = open_store("memtest://x")
+    assert type(second).__name__ == "MemtestStore"
+    assert type(second) is not type(first)  # loaded again from the entry point

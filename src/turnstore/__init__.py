@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .redis import RedisSession, RedisSessionManager, RedisStore
     from .session import BaseSession
     from .sqlite import SQLiteSession, SQLiteStore
-    from .store import BaseStore, SessionStore, open_store, register_backend
+    from .store import BaseStore, SessionStore, open_store, register_backend, unregister_backend
 
 __version__ = "0.1.0"
 
@@ -73,6 +73,7 @@ _MODULES: dict[str, str] = {
     "SessionStore": ".store",
     "open_store": ".store",
     "register_backend": ".store",
+    "unregister_backend": ".store",
 }
 
 
@@ -109,6 +110,7 @@ __all__ = [
     "import_sessions",
     "open_store",
     "register_backend",
+    "unregister_backend",
 ]
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "open_store",
     "register_backend",
     "registered_schemes",
+    "unregister_backend",
 ]
 
 DEFAULT_URL = "sqlite:///turnstore.db"
@@ -100,12 +101,62 @@ class SessionStore(Protocol):
 
 
 class BaseStore(ABC):
-    """Shared store behaviour: argument checks, the closed state, `async with`."""
+    """Shared store behaviour: argument checks, the closed state, `async with`, and the
+    generic `delete_sessions`, `reindex`, `snapshot_sessions` and `replace_sessions`.
+
+    A backend's store subclasses it and implements the abstract methods below, the store
+    half of the backend protocol (`turnstore.backend.StoreBackend`).
+    """
 
     kind = "SessionStore"
+    #: The metadata keys a listing filters on through an index (see `list_sessions`).
+    index_metadata: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self._closed = False
+
+    # -- what a backend's store implements (turnstore.backend.StoreBackend) ------------------
+
+    @abstractmethod
+    def session(self, session_id: str, **overrides: Any) -> BaseSession:
+        """A session sharing the store's storage and defaults (`overrides` win); no I/O."""
+
+    @abstractmethod
+    async def get_info(self, session_id: str) -> SessionInfo | None:
+        """The session's `SessionInfo`, or None when it does not exist (or has expired)."""
+
+    @abstractmethod
+    async def list_sessions(
+        self,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> SessionPage:
+        """One page of live sessions, most recently updated first; `next_cursor` is None on
+        the last page. `metadata` keeps sessions having every given pair."""
+
+    @abstractmethod
+    async def count_sessions(self) -> int:
+        """The number of live sessions, in time that does not grow with them."""
+
+    @abstractmethod
+    async def delete_session(self, session_id: str) -> bool:
+        """Delete the session; True if it existed (and had not expired)."""
+
+    @abstractmethod
+    async def purge_expired(self) -> int:
+        """Remove what has expired now; returns how many sessions it removed."""
+
+    @abstractmethod
+    async def ping(self) -> bool:
+        """True when the backend answers, False when it cannot be reached in time."""
+
+    @abstractmethod
+    async def storage_close(self) -> None:
+        """Close what the store owns; called once, by `close()`."""
+
+    # -- shared behaviour ----------------------------------------------------------------------
 
     @property
     def closed(self) -> bool:
@@ -147,7 +198,7 @@ class BaseStore(ABC):
             return len(matching)
         deleted = 0
         for session_id in matching:
-            if await self.delete_session(session_id):  # type: ignore[attr-defined]
+            if await self.delete_session(session_id):
                 deleted += 1
         return deleted
 
@@ -159,7 +210,7 @@ class BaseStore(ABC):
         found: list[str] = []
         cursor: str | None = None
         while True:
-            page = await self.list_sessions(  # type: ignore[attr-defined]
+            page = await self.list_sessions(
                 limit=_DELETE_PAGE, cursor=cursor, metadata=metadata or None
             )
             for info in page.sessions:
@@ -187,7 +238,7 @@ class BaseStore(ABC):
         to build (0); a backend with one overrides it.
         """
         self._check_open()
-        if getattr(self, "index_metadata", ()):
+        if self.index_metadata:
             raise NotImplementedError(f"{type(self).__name__} does not implement reindex()")
         return 0
 
@@ -195,7 +246,7 @@ class BaseStore(ABC):
 
     def _copy_session(self, session_id: str, **overrides: Any) -> BaseSession:
         # No window, no limit and no sliding expiry: a copy must see, and change, nothing else.
-        return self.session(  # type: ignore[attr-defined,no-any-return]
+        return self.session(
             session_id,
             max_turns=None,
             session_settings=None,
@@ -247,10 +298,6 @@ class BaseStore(ABC):
                 for session, write in zip(sessions, writes, strict=True)
             ]
         )
-
-    @abstractmethod
-    async def storage_close(self) -> None:
-        """Close what the store owns."""
 
     async def close(self) -> None:
         """Close what the store owns; sessions it handed out stop working."""
@@ -333,11 +380,11 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     return updated_ms, session_id
 
 
+# Openers registered at run time, and those loaded from entry points (on first use of their
+# scheme). Entry points themselves are looked up when a scheme is not here, so a package
+# installed while the process runs is found; a broken third-party package must not break
+# the other schemes, so only the entry point of the scheme being opened is loaded.
 _BACKENDS: dict[str, StoreOpener] = {}
-# Entry points of the group by scheme, found once and loaded only when their scheme is
-# opened: a broken third-party package must not break the other schemes.
-_ENTRY_POINTS: dict[str, EntryPoint] = {}
-_entry_points_loaded = False
 
 # Built-in providers, imported on first use so that opening SQLite never imports redis-py's
 # cluster machinery and the other way round.
@@ -362,23 +409,38 @@ def _builtin(scheme: str) -> StoreOpener | None:
     return opener
 
 
+def _schemes(schemes: str | tuple[str, ...]) -> list[str]:
+    return [scheme.lower() for scheme in ((schemes,) if isinstance(schemes, str) else schemes)]
+
+
 def register_backend(schemes: str | tuple[str, ...], opener: StoreOpener) -> None:
-    """Serve `schemes` (e.g. `"dynamodb"`) with `opener(url, **options) -> SessionStore`."""
-    for scheme in (schemes,) if isinstance(schemes, str) else schemes:
-        _BACKENDS[scheme.lower()] = opener
+    """Serve `schemes` (e.g. `"dynamodb"`) with `opener(url, **options) -> SessionStore`.
+
+    A registered scheme wins over a built-in one and over an entry point of the same name.
+    """
+    for scheme in _schemes(schemes):
+        _BACKENDS[scheme] = opener
 
 
-def _discovered_entry_points() -> dict[str, EntryPoint]:
-    global _entry_points_loaded
-    if not _entry_points_loaded:
-        _entry_points_loaded = True
-        for entry in entry_points(group=ENTRY_POINT_GROUP):
-            _ENTRY_POINTS.setdefault(entry.name.lower(), entry)
-    return _ENTRY_POINTS
+def unregister_backend(schemes: str | tuple[str, ...]) -> None:
+    """Stop serving `schemes` with what `register_backend` registered (or what an entry
+    point of the scheme loaded): next time, a built-in scheme is served by its built-in
+    backend and any other is looked up among the entry points again. A scheme that was not
+    registered is ignored."""
+    for scheme in _schemes(schemes):
+        _BACKENDS.pop(scheme, None)
+
+
+def _entry_points() -> dict[str, EntryPoint]:
+    """The installed entry points of the group, by scheme (the first of a name wins)."""
+    found: dict[str, EntryPoint] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(entry.name.lower(), entry)
+    return found
 
 
 def _from_entry_point(scheme: str) -> StoreOpener | None:
-    entry = _discovered_entry_points().get(scheme)
+    entry = _entry_points().get(scheme)
     if entry is None:
         return None
     try:
@@ -392,7 +454,8 @@ def _from_entry_point(scheme: str) -> StoreOpener | None:
 
 
 def registered_schemes() -> list[str]:
-    return sorted(set(_BACKENDS) | set(_BUILTIN) | set(_discovered_entry_points()))
+    """Every scheme `open_store` serves: built in, registered, or installed entry points."""
+    return sorted(set(_BACKENDS) | set(_BUILTIN) | set(_entry_points()))
 
 
 def open_store(url: str | None = None, **options: Any) -> SessionStore:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from .errors import ConfigurationError
+from .options import SessionOptions, check_option_names, parse_bool
 
 __all__ = ["mask_url", "parse_bool", "split_options", "split_userinfo"]
 
@@ -48,40 +49,28 @@ def mask_url(url: str) -> str:
     return _SECRET_PARAMS.sub(r"\1***", url)
 
 
-def parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ConfigurationError(f"not a boolean: {text!r}")
+def split_options(
+    params: Mapping[str, str], url: str, backend_options: Collection[str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Split URL query parameters into typed session options and the backend's own.
 
-
-def _ttl(text: str) -> float | None:
-    return None if text.strip().lower() in ("", "none", "0") else float(text)
-
-
-def _int_or_none(text: str) -> int | None:
-    return None if text.strip().lower() in ("", "none") else int(text)
-
-
-_SESSION_OPTION_PARSERS: dict[str, Callable[[str], Any]] = {
-    "ttl": _ttl,
-    "refresh_ttl_on_read": parse_bool,
-    "max_turns": _int_or_none,
-    "max_items": _int_or_none,
-    "on_corrupt": str,
-    "max_item_bytes": int,
-}
-
-
-def split_options(params: Mapping[str, str], url: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """Split URL query parameters into typed session options and the rest."""
+    The session options and how each is read come from `SessionOptions` (`url_parsers`);
+    `backend_options` are the other names the backend's URLs take, returned as text. Any
+    other name raises `ConfigurationError` (`check_option_names`), as does an option only a
+    keyword can set (`session_settings`).
+    """
+    parsers = SessionOptions.url_parsers()
+    check_option_names(params, {*SessionOptions.names(), *backend_options}, repr(mask_url(url)))
     session: dict[str, Any] = {}
     rest: dict[str, str] = {}
     for name, text in params.items():
-        parser = _SESSION_OPTION_PARSERS.get(name)
+        parser = parsers.get(name)
         if parser is None:
+            if name in SessionOptions.names():
+                raise ConfigurationError(
+                    f"option {name!r} cannot be set in a URL ({mask_url(url)!r}): "
+                    "pass it as a keyword"
+                )
             rest[name] = text
             continue
         try:

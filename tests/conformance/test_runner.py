@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import turnstore
 from turnstore import MemoryStore
 from turnstore.conformance.__main__ import main
 from turnstore.conformance.items import user
@@ -121,3 +122,43 @@ async def test_a_store_holding_sessions_is_refused_without_clear() -> None:
     assert await asyncio.to_thread(main, ["memory://conformance-busy"]) == 2
     assert await busy.session("kept").get_items() == [user("keep me")]
     await busy.close()
+
+
+# `python -m turnstore.conformance`, run by an interpreter that sees nothing installed
+# (-I -S: no site-packages, no PYTHONPATH) but the package itself, linked into `path`.
+RUN_ISOLATED = """
+import runpy, sys
+sys.path.insert(0, sys.argv[1])
+for blocked in sys.argv[2:]:
+    sys.modules[blocked] = None  # an import of it fails, as of a package not installed
+sys.argv = ["turnstore.conformance", "memory://"]
+runpy.run_module("turnstore.conformance", run_name="__main__", alter_sys=True)
+"""
+
+
+def run_isolated(tmp_path: Path, *blocked: str, site: bool) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "turnstore").symlink_to(Path(turnstore.__file__).parent)
+    flags = ["-I"] if site else ["-I", "-S"]
+    return subprocess.run(
+        [sys.executable, *flags, "-c", RUN_ISOLATED, str(tmp_path), *blocked],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_without_pytest_the_command_says_which_extra_to_install(tmp_path: Path) -> None:
+    result = run_isolated(tmp_path, site=False)
+    assert result.returncode == 2, result.stderr
+    assert "missing here: pytest, pytest-asyncio." in result.stderr
+    assert "pip install 'turnstore[conformance]'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_without_pytest_asyncio_the_command_names_it(tmp_path: Path) -> None:
+    result = run_isolated(tmp_path, "pytest_asyncio", site=True)
+    assert result.returncode == 2, result.stderr
+    assert "missing here: pytest-asyncio." in result.stderr
+    assert "pip install 'turnstore[conformance]'" in result.stderr

@@ -119,9 +119,12 @@ class Migration:
     async def plan(self) -> list[PlannedSession]:
         planned = await self._guard("source", self.source.plan())
         # The destination must work before anything is copied (a real query: its error says
-        # why). After the source: a missing source must not leave a new, empty SQLite file.
+        # why). After the source: a missing source must not leave a new, empty SQLite file,
+        # nor may a dry run. Whether the file exists is one stat of its path before anything
+        # opens it, asked synchronously as `Context.missing_database` does: the database's
+        # own I/O is the store's, on its worker thread.
         dst_file = sqlite_file(self.destination)
-        if dst_file is None or await asyncio.to_thread(dst_file.exists) or not self.dry_run:
+        if dst_file is None or dst_file.exists() or not self.dry_run:
             await self._guard("destination", self.destination.count_sessions())
         # Least recently updated first: the copies' update times come out in nearly the same
         # order (they are the times of the copies, whose milliseconds may tie).

@@ -8,6 +8,7 @@ that already holds sessions is refused unless `--clear` is given.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import sys
 
 from ..errors import SessionError
@@ -15,6 +16,21 @@ from ..store import open_store
 from ..urls import mask_url
 
 USAGE = "usage: python -m turnstore.conformance URL [--clear] [pytest options]"
+
+#: What the suite runs on (module: the package that installs it), all in the extra
+#: `turnstore[conformance]`.
+TEST_TOOLS = {"pytest": "pytest", "pytest_asyncio": "pytest-asyncio"}
+
+
+def missing_test_tools() -> list[str]:
+    """The packages of `TEST_TOOLS` that cannot be imported here."""
+    missing = []
+    for module, package in TEST_TOOLS.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(package)
+    return missing
 
 
 async def _stored_sessions(url: str) -> int:
@@ -33,11 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     url, rest = args[0], args[1:]
     clear = "--clear" in rest
     rest = [arg for arg in rest if arg != "--clear"]
-    try:
-        import pytest
-    except ImportError:
-        print("the conformance suite needs pytest and pytest-asyncio installed", file=sys.stderr)
+    missing = missing_test_tools()
+    if missing:
+        print(
+            f"the conformance suite needs {' and '.join(TEST_TOOLS.values())}; "
+            f"missing here: {', '.join(missing)}. "
+            "Install them with: pip install 'turnstore[conformance]'",
+            file=sys.stderr,
+        )
         return 2
+    import pytest
+
     try:
         held = asyncio.run(_stored_sessions(url))
     except SessionError as exc:

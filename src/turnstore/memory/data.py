@@ -401,12 +401,6 @@ class MemoryData:
                 self._indexed[key] = True
             return len(live)
 
-    def stored(self) -> tuple[int, int]:
-        """(Sessions held, expired ones among them): what `purge` would reclaim shows here."""
-        with self._mutex:
-            self._sweep(now_ms())
-            return len(self._sessions), len(self._expired)
-
     def count(self) -> int:
         with self._mutex:
             self._sweep(now_ms())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from ..backend import PopResult, RawItem, Snapshot, Times
 from ..info import SessionInfo
@@ -40,9 +40,11 @@ class MemorySession(BaseSession):
         max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES,
         connection: MemoryConnection | None = None,
         owns_connection: bool = True,
+        **unknown: NoReturn,
     ) -> None:
         """`connection` is what a store or a fork hands over (the storage to share); the
-        session closes it iff `owns_connection`."""
+        session closes it iff `owns_connection`. Any other keyword raises
+        `ConfigurationError` naming it."""
         options, _ = resolve_options(
             [
                 {
@@ -53,8 +55,10 @@ class MemorySession(BaseSession):
                     "session_settings": session_settings,
                     "on_corrupt": on_corrupt,
                     "max_item_bytes": max_item_bytes,
-                }
-            ]
+                },
+                unknown,
+            ],
+            context=f"{type(self).__name__}(...)",
         )
         super().__init__(session_id, options)
         self._connection = connection or MemoryConnection(MemoryData(), self.kind)

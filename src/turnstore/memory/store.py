@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
 from ..backend import validate_index_metadata
@@ -14,7 +14,7 @@ from ..info import SessionInfo, SessionPage
 from ..items import DEFAULT_MAX_ITEM_BYTES
 from ..options import OnCorrupt, SessionOptions, resolve_options, validate_session_id
 from ..store import BaseStore, Progress, decode_cursor, encode_cursor
-from ..urls import split_options
+from ..urls import mask_url, split_options
 from .data import MemoryConnection, MemoryData
 from .session import MemorySession
 
@@ -44,6 +44,7 @@ class MemoryStore(BaseStore):
     keys only walks the sessions in order (in memory, no I/O). The index belongs to the
     data: stores on one name may name different `index_metadata`, and each key any of them
     names is indexed for all (after `reindex()` when sessions existed before the key).
+    A keyword that is no option raises `ConfigurationError` naming it.
     """
 
     kind = "MemoryStore"
@@ -62,6 +63,7 @@ class MemoryStore(BaseStore):
         session_settings: Any = None,
         on_corrupt: OnCorrupt = "skip",
         max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES,
+        **unknown: NoReturn,
     ) -> None:
         self._options, _ = resolve_options(
             [
@@ -73,8 +75,10 @@ class MemoryStore(BaseStore):
                     "session_settings": session_settings,
                     "on_corrupt": on_corrupt,
                     "max_item_bytes": max_item_bytes,
-                }
-            ]
+                },
+                unknown,
+            ],
+            context=f"{type(self).__name__}(...)",
         )
         if name is not None and (not isinstance(name, str) or not name):
             raise ConfigurationError(f"a memory store's name must be a non-empty str: {name!r}")
@@ -101,7 +105,9 @@ class MemoryStore(BaseStore):
     def session(self, session_id: str, **overrides: Any) -> MemorySession:
         """A session sharing this store's data and defaults (`overrides` win); no I/O."""
         self._check_open()
-        options, _ = resolve_options([overrides], base=self._options)
+        options, _ = resolve_options(
+            [overrides], base=self._options, context=f"{type(self).__name__}.session(...)"
+        )
         return self.session_class(
             session_id,
             connection=self._connection,
@@ -156,6 +162,10 @@ class MemoryStore(BaseStore):
         self._connection.close()
 
 
+#: The options of a `memory://` URL beyond the session options.
+_URL_OPTIONS = frozenset({"index_metadata", "name"})
+
+
 def open_memory_store(url: str, **options: Any) -> MemoryStore:
     """The `open_store` provider for `memory://` (a new store) and `memory://name`."""
     parts = urlsplit(url)
@@ -167,9 +177,9 @@ def open_memory_store(url: str, **options: Any) -> MemoryStore:
         if parts.query:
             raise ConfigurationError(f"bad query string in {url!r}") from None
         params = {}
-    from_url, rest = split_options(params, url)
+    from_url, rest = split_options(params, url, _URL_OPTIONS)
     session_options, extra = resolve_options(
-        [from_url, rest, options], extra={"index_metadata", "name"}, context=url
+        [from_url, rest, options], extra=_URL_OPTIONS, context=f"open_store({mask_url(url)!r}, ...)"
     )
     name = extra.get("name", parts.netloc or None)
     return MemoryStore(

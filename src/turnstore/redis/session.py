@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import secrets
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from ..backend import (
     AUTO_TOKEN_TTL_MS,
@@ -159,12 +159,14 @@ class RedisSession(BaseSession):
         index_metadata: Sequence[str] = (),
         connection: ClientSource | None = None,
         owns_connection: bool = True,
+        **unknown: NoReturn,
     ) -> None:
         """`timeout` (seconds one call may take in all, default 10) and `retries` (default
         3) bound every call; see docs/production.md. `index_metadata`: the metadata keys its
         store indexes (`RedisStore(index_metadata=...)` passes its own). `connection` is
         what a store or a fork hands over instead of `client` (the source of the clients to
-        send on, with its own time budget); the session closes it iff `owns_connection`."""
+        send on, with its own time budget); the session closes it iff `owns_connection`.
+        Any other keyword raises `ConfigurationError` naming it."""
         options, _ = resolve_options(
             [
                 {
@@ -175,8 +177,10 @@ class RedisSession(BaseSession):
                     "session_settings": session_settings,
                     "on_corrupt": on_corrupt,
                     "max_item_bytes": max_item_bytes,
-                }
-            ]
+                },
+                unknown,
+            ],
+            context=f"{type(self).__name__}(...)",
         )
         key_prefix = validate_key_prefix(key_prefix)
         if connection is None:
@@ -219,7 +223,7 @@ class RedisSession(BaseSession):
         session_options, extra = resolve_options(
             [config.session_options, options],
             extra={"key_prefix", *BUDGET_OPTIONS},
-            context=mask_url(url),
+            context=f"{cls.__name__}.from_url({session_id!r}, {mask_url(url)!r}, ...)",
         )
         key_prefix = extra.pop("key_prefix", None) or config.store_options.get("key_prefix")
         return cls(

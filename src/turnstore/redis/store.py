@@ -14,7 +14,7 @@ import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from redis.exceptions import ResponseError, SlotNotCoveredError
 
@@ -88,12 +88,14 @@ class RedisStore(BaseStore):
         retries: int | None = None,
         index_metadata: Sequence[str] = (),
         connection: ClientSource | None = None,
+        **unknown: NoReturn,
     ) -> None:
         """`client` is injected (never closed here): `timeout` (seconds one call may take in
         all, default 10) and `retries` (default 3, used only when the client does not retry
         by itself) bound every call on it. `index_metadata`: the metadata keys a listing
         filters on through an index (see `list_sessions`). `from_url` passes a
-        `connection` that the store opened and owns instead, with the URL's time budget."""
+        `connection` that the store opened and owns instead, with the URL's time budget.
+        Any other keyword raises `ConfigurationError` naming it."""
         options, _ = resolve_options(
             [
                 {
@@ -104,8 +106,10 @@ class RedisStore(BaseStore):
                     "session_settings": session_settings,
                     "on_corrupt": on_corrupt,
                     "max_item_bytes": max_item_bytes,
-                }
-            ]
+                },
+                unknown,
+            ],
+            context=f"{type(self).__name__}(...)",
         )
         if connection is None:
             if client is None:
@@ -137,7 +141,7 @@ class RedisStore(BaseStore):
         session_options, extra = resolve_options(
             [config.session_options, options],
             extra={"key_prefix", "index_metadata", *BUDGET_OPTIONS},
-            context=mask_url(url),
+            context=f"{cls.__name__}.from_url({mask_url(url)!r}, ...)",
         )
         key_prefix = extra.pop("key_prefix", None) or config.store_options.get("key_prefix")
         index_metadata = extra.pop("index_metadata", None)
@@ -179,7 +183,9 @@ class RedisStore(BaseStore):
     def session(self, session_id: str, **overrides: Any) -> RedisSession:
         """A session sharing this store's connections and defaults (no I/O)."""
         self._check_open()
-        options, _ = resolve_options([overrides], base=self.options)
+        options, _ = resolve_options(
+            [overrides], base=self.options, context=f"{type(self).__name__}.session(...)"
+        )
         return self.session_class(
             session_id,
             key_prefix=self.key_prefix,
@@ -637,7 +643,4 @@ def _info(member: bytes, score: int, meta: Any, count: Any, pttl: Any, now: int)
 
 def open_redis_store(url: str, **options: Any) -> RedisStore:
     """The `open_store` provider for redis, rediss, unix, redis+sentinel, redis+cluster."""
-    try:
-        return RedisStore.from_url(url, **options)
-    except TypeError as exc:  # an unknown keyword option
-        raise ConfigurationError(f"{exc} (opening {mask_url(url)!r})") from None
+    return RedisStore.from_url(url, **options)

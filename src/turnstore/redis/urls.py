@@ -14,7 +14,8 @@ from redis.asyncio.cluster import RedisCluster
 
 from ..backend import validate_index_metadata
 from ..errors import ConfigurationError
-from ..urls import mask_url, parse_bool, split_options, split_userinfo
+from ..options import parse_bool
+from ..urls import mask_url, split_options, split_userinfo
 from .retry import BUDGET_OPTIONS, Budget
 
 __all__ = [
@@ -191,7 +192,9 @@ def parse_redis_url(url: str) -> RedisConfig:
     if len(params) < len(pairs):
         twice = next(name for name, _ in pairs if sum(n == name for n, _ in pairs) > 1)
         raise ConfigurationError(f"option {twice!r} given twice in {mask_url(url)!r}")
-    session_options, remaining = split_options(params, url)
+    session_options, remaining = split_options(
+        params, url, {*_STORE_OPTIONS, *_BUDGET_OPTIONS, *_DRIVER_OPTIONS}
+    )
     driver_options: dict[str, Any] = {}
     store_options: dict[str, Any] = {}
     budget_options: dict[str, Any] = {}
@@ -200,10 +203,8 @@ def parse_redis_url(url: str) -> RedisConfig:
             target, parser = store_options, _STORE_OPTIONS[name]
         elif name in _BUDGET_OPTIONS:
             target, parser = budget_options, _BUDGET_OPTIONS[name]
-        elif name in _DRIVER_OPTIONS:
-            target, parser = driver_options, _DRIVER_OPTIONS[name]
         else:
-            raise ConfigurationError(f"unknown option {name!r} in {mask_url(url)!r}")
+            target, parser = driver_options, _DRIVER_OPTIONS[name]
         try:
             target[name] = parser(text)
         except (ValueError, ConfigurationError):

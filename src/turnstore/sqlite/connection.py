@@ -430,13 +430,7 @@ def parse_sqlite_url(url: str) -> SQLiteURL:
         if name in params:
             raise ConfigurationError(f"option {name!r} given twice in {mask_url(url)!r}")
         params[name] = value
-    session_options, rest = split_options(params, url)
-    unknown = sorted(set(rest) - set(_TABLE_OPTIONS) - set(_STORE_OPTIONS))
-    if unknown:
-        raise ConfigurationError(
-            f"unknown option(s) {', '.join(unknown)} in {mask_url(url)!r}; SQLite URLs take "
-            f"session options, {', '.join(_TABLE_OPTIONS)} and {', '.join(_STORE_OPTIONS)}"
-        )
+    session_options, rest = split_options(params, url, {*_TABLE_OPTIONS, *_STORE_OPTIONS})
     return SQLiteURL(
         path=path,
         session_options=session_options,

@@ -1,7 +1,9 @@
-"""The SQLite layout and every statement a session or store runs, behind methods.
+"""The SQLite layout, and every statement a session or store runs behind methods.
 
-Callers (session.py, store.py) call methods only; no SQL leaves this module. The DDL
-(tables, triggers, install, backfill, read-only stand-ins) is apart, in ddl.py.
+The statements are SQL files (statements/session.sql and statements/store.sql), read once
+and rendered here with the table names once per table pair. Callers (session.py,
+store.py) call methods only; no SQL is written in them or here. The DDL (tables, triggers,
+install, backfill, read-only stand-ins) is apart, in ddl.py.
 
 The SDK's two tables are used as the SDK defines them, so a file either side wrote reads back
 on the other. Everything else lives in side tables named after the sessions table:
@@ -44,6 +46,7 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..info import SessionInfo, datetime_from_ms
 from .ddl import SIDE_TABLES, Installer, quote
+from .statements import FRAGMENTS, STATEMENTS, fill, render
 
 __all__ = ["SWEEP_PER_WRITE", "Schema", "StateRow", "validate_table_name"]
 
@@ -78,6 +81,26 @@ class StateRow:
     item_count: int
 
 
+@dataclass(frozen=True)
+class _Walk:
+    """One way a listing walks the sessions newest first: its fragments of store.sql."""
+
+    source: str  # FROM ... WHERE: the live sessions it walks
+    after: str  # the condition "older than the cursor's position"
+    updated_before: str
+    order: str  # ORDER BY ... LIMIT :limit
+
+    @classmethod
+    def of(cls, fragments: Mapping[str, str], source: str, table: str) -> _Walk:
+        """The walk `source` (a fragment), whose order is that of `table` (quoted)."""
+        return cls(
+            source=fragments[source],
+            after=fill(fragments["after"], walk=table),
+            updated_before=fill(fragments["updated_before"], walk=table),
+            order=fill(fragments["newest_first"], walk=table),
+        )
+
+
 class Schema:
     """Table names (validated, quoted) and the statements of one sessions/messages pair."""
 
@@ -99,113 +122,19 @@ class Schema:
                 f"{sessions_table!r} or one of its side tables ({', '.join(side.values())})"
             )
 
-        s, m = quote(sessions_table), quote(messages_table)
-        st, md, tk, lk, ix, rg, ct = (quote(side[kind]) for kind in SIDE_TABLES)
         self._installer = Installer(sessions_table, messages_table, side)
-
-        self._state = (
-            f"SELECT created_ms, updated_ms, expires_ms, item_count FROM {st} WHERE session_id = ?"
-        )
-        self._upsert_session = (
-            f"INSERT INTO {s} (session_id, created_at, updated_at) "
-            "VALUES (?1, datetime(?2, 'unixepoch'), datetime(?2, 'unixepoch')) "
-            "ON CONFLICT (session_id) DO UPDATE SET updated_at = excluded.updated_at"
-        )
-        # After the session-row upsert, whose triggers stamp SQLite's clock a moment later
-        # than `now`: our writes carry exactly `now` (taken under the write lock).
-        self._stamp = (
-            f"UPDATE {st} SET created_ms = MIN(created_ms, ?2), updated_ms = ?2, "
-            "expires_ms = ?3 WHERE session_id = ?1"
-        )
-        self._set_expiry = f"UPDATE {st} SET expires_ms = ?2 WHERE session_id = ?1"
-        self._set_sdk_times = (
-            f"UPDATE {s} SET created_at = datetime(?2, 'unixepoch'), "
-            "updated_at = datetime(?3, 'unixepoch') WHERE session_id = ?1"
-        )
-        self._set_times = f"UPDATE {st} SET created_ms = ?2, updated_ms = ?3 WHERE session_id = ?1"
-        # Batch tokens outlive a clear or an expiry, until their own deadline: a batch resent
-        # afterwards is still recognized (an idempotency key for 24 h).
+        # The statements of statements/*.sql with this pair's table names, rendered once.
+        tables = {"sessions": quote(sessions_table), "messages": quote(messages_table)}
+        tables.update((kind, quote(name)) for kind, name in side.items())
+        self._sql = render(STATEMENTS, tables)
+        self._fragments = render(FRAGMENTS, tables)
+        self._by_update = _Walk.of(self._fragments, "walk_by_update", tables["state"])
+        self._by_index = _Walk.of(self._fragments, "walk_by_index", tables["index"])
+        # A session's rows, side tables first (the triggers then find none).
         self._delete_rows = [
-            f"DELETE FROM {table} WHERE session_id = ?" for table in (st, md, m, s)
+            self._sql[name]
+            for name in ("delete_state", "delete_metadata", "delete_messages", "delete_session")
         ]
-        self._token_seen = (
-            f"SELECT 1 FROM {tk} WHERE session_id = ? AND token = ? AND expires_ms > ?"
-        )
-        self._prune_tokens = f"DELETE FROM {tk} WHERE session_id = ? AND expires_ms <= ?"
-        self._add_token = (
-            f"INSERT INTO {tk} (session_id, token, expires_ms) VALUES (?, ?, ?) "
-            "ON CONFLICT (session_id, token) DO UPDATE SET expires_ms = excluded.expires_ms"
-        )
-        self._insert_message = f"INSERT INTO {m} (session_id, message_data) VALUES (?, ?)"
-        self._trim = (
-            f"DELETE FROM {m} WHERE session_id = ?1 AND id <= "
-            f"(SELECT id FROM {m} WHERE session_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)"
-        )
-        self._select_all = f"SELECT message_data FROM {m} WHERE session_id = ? ORDER BY id"
-        self._select_tail = (
-            f"SELECT message_data FROM {m} WHERE session_id = ? ORDER BY id DESC LIMIT ?"
-        )
-        self._select_newest_first = (
-            f"SELECT id, message_data FROM {m} WHERE session_id = ? ORDER BY id DESC"
-        )
-        self._delete_message = f"DELETE FROM {m} WHERE id = ?"
-        self._delete_messages = f"DELETE FROM {m} WHERE session_id = ?"
-        self._select_metadata = f"SELECT key, value FROM {md} WHERE session_id = ?"
-        self._set_metadata = (
-            f"INSERT INTO {md} (session_id, key, value) VALUES (?, ?, ?) "
-            "ON CONFLICT (session_id, key) DO UPDATE SET value = excluded.value"
-        )
-        self._delete_metadata_key = f"DELETE FROM {md} WHERE session_id = ? AND key = ?"
-        self._delete_metadata = f"DELETE FROM {md} WHERE session_id = ?"
-
-        # Store-wide statements.
-        self._live = "(expires_ms IS NULL OR expires_ms > :now)"
-        self._state_table = st
-        self._metadata_table = md
-        self._index_table = ix
-        # Sessions minus those past their deadline: the counter plus a walk of the deadline
-        # index over the expired sessions only, which writes keep few.
-        self._count_live = (
-            f"SELECT (SELECT COALESCE(SUM(n), 0) FROM {ct} WHERE name = 'sessions') - "
-            f"(SELECT COUNT(*) FROM {st} WHERE expires_ms IS NOT NULL AND expires_ms <= :now)"
-        )
-        self._select_expired = (
-            f"SELECT session_id FROM {st} WHERE expires_ms IS NOT NULL AND expires_ms <= ?"
-        )
-        self._select_some_expired = f"{self._select_expired} ORDER BY expires_ms LIMIT ?"
-        self._registered = f"SELECT key, resume_after FROM {rg}"
-        self._set_resume = f"UPDATE {rg} SET resume_after = ? WHERE key = ?"
-        self._state_batch = (
-            f"SELECT session_id, expires_ms FROM {st} WHERE session_id > ? "
-            "ORDER BY session_id LIMIT ?"
-        )
-        self._drop_index_range = (
-            f"DELETE FROM {ix} WHERE key = ?1 AND session_id > ?2 AND session_id <= ?3"
-        )
-        self._fill_index_range = (
-            f"INSERT INTO {ix} (key, value, updated_ms, session_id) "
-            f"SELECT {md}.key, {md}.value, {st}.updated_ms, {md}.session_id "
-            f"FROM {md} JOIN {st} ON {st}.session_id = {md}.session_id "
-            f"WHERE {md}.session_id > ?2 AND {md}.session_id <= ?3 AND {md}.key = ?1"
-        )
-        self._prune_all_tokens = f"DELETE FROM {tk} WHERE expires_ms <= ?"
-        self._prune_all_locks = f"DELETE FROM {lk} WHERE expires_ms <= ?"
-
-        # The session lock: one row per held lock; a lapsed lease is free for the taking.
-        self._lock_take = (
-            f"INSERT INTO {lk} (session_id, token, expires_ms) VALUES (?1, ?2, ?3 + ?4) "
-            "ON CONFLICT (session_id) DO UPDATE "
-            "SET token = excluded.token, expires_ms = excluded.expires_ms "
-            f"WHERE {lk}.expires_ms <= ?3 OR {lk}.token = ?2"
-        )
-        self._lock_renew = (
-            f"UPDATE {lk} SET expires_ms = ?3 + ?4 "
-            "WHERE session_id = ?1 AND token = ?2 AND expires_ms > ?3"
-        )
-        self._lock_held = (
-            f"SELECT 1 FROM {lk} WHERE session_id = ?1 AND token = ?2 AND expires_ms > ?3"
-        )
-        self._lock_drop = f"DELETE FROM {lk} WHERE session_id = ? AND token = ?"
 
     def __repr__(self) -> str:
         return f"Schema({self.sessions_table!r}, {self.messages_table!r})"
@@ -225,7 +154,7 @@ class Schema:
 
     def live_state(self, conn: sqlite3.Connection, session_id: str, now: int) -> StateRow | None:
         """The session's state, or None when it does not exist or has expired."""
-        row = conn.execute(self._state, (session_id,)).fetchone()
+        row = conn.execute(self._sql["state"], (session_id,)).fetchone()
         if row is None or (row[2] is not None and row[2] <= now):
             return None
         return StateRow(*row)
@@ -236,7 +165,7 @@ class Schema:
         Also deletes a few other expired sessions (`sweep`).
         """
         self.sweep(conn, now)
-        row = conn.execute(self._state, (session_id,)).fetchone()
+        row = conn.execute(self._sql["state"], (session_id,)).fetchone()
         if row is None:
             return None
         if row[2] is not None and row[2] <= now:
@@ -252,7 +181,7 @@ class Schema:
         index when nothing has expired.
         """
         expired = [
-            sid for (sid,) in conn.execute(self._select_some_expired, (now, SWEEP_PER_WRITE))
+            sid for (sid,) in conn.execute(self._sql["select_some_expired"], (now, SWEEP_PER_WRITE))
         ]
         for sid in expired:
             self.delete_session_rows(conn, sid)
@@ -270,60 +199,64 @@ class Schema:
 
         Also moves the SDK's `updated_at`, so the SDK sees our writes as it sees its own.
         """
-        conn.execute(self._upsert_session, (session_id, now // 1000))
+        conn.execute(self._sql["upsert_session"], (session_id, now // 1000))
         expires = None if ttl_ms is None else now + ttl_ms
-        conn.execute(self._stamp, (session_id, now, expires))
+        conn.execute(self._sql["stamp"], (session_id, now, expires))
 
     def set_times(
         self, conn: sqlite3.Connection, session_id: str, created_ms: int, updated_ms: int
     ) -> None:
         """Give a copied session its own creation and update times (the SDK's columns too)."""
-        conn.execute(self._set_sdk_times, (session_id, created_ms // 1000, updated_ms // 1000))
+        conn.execute(
+            self._sql["set_sdk_times"], (session_id, created_ms // 1000, updated_ms // 1000)
+        )
         # After the SDK's columns: their update trigger would stamp the current time.
-        conn.execute(self._set_times, (session_id, created_ms, updated_ms))
+        conn.execute(self._sql["set_times"], (session_id, created_ms, updated_ms))
 
     def set_expiry(self, conn: sqlite3.Connection, session_id: str, expires_ms: int | None) -> None:
-        conn.execute(self._set_expiry, (session_id, expires_ms))
+        conn.execute(self._sql["set_expiry"], (session_id, expires_ms))
 
     def token_seen(self, conn: sqlite3.Connection, session_id: str, token: str, now: int) -> bool:
-        return conn.execute(self._token_seen, (session_id, token, now)).fetchone() is not None
+        return (
+            conn.execute(self._sql["token_seen"], (session_id, token, now)).fetchone() is not None
+        )
 
     def record_token(
         self, conn: sqlite3.Connection, session_id: str, token: str, now: int, expires_ms: int
     ) -> None:
         """Remember `token` until `expires_ms`, pruning the session's expired tokens."""
-        conn.execute(self._prune_tokens, (session_id, now))
-        conn.execute(self._add_token, (session_id, token, expires_ms))
+        conn.execute(self._sql["prune_tokens"], (session_id, now))
+        conn.execute(self._sql["add_token"], (session_id, token, expires_ms))
 
     def insert_messages(
         self, conn: sqlite3.Connection, session_id: str, raws: Iterable[bytes]
     ) -> None:
         # Stored as TEXT: the SDK's json.loads reads it, and `typeof()` says what it is.
-        conn.executemany(self._insert_message, ((session_id, raw.decode()) for raw in raws))
+        conn.executemany(self._sql["insert_message"], ((session_id, raw.decode()) for raw in raws))
 
     def read_items(
         self, conn: sqlite3.Connection, session_id: str, count: int | None = None
     ) -> list[str]:
         """The stored items, oldest first: all, or the newest `count`."""
         if count is None:
-            return [raw for (raw,) in conn.execute(self._select_all, (session_id,))]
-        raws = [raw for (raw,) in conn.execute(self._select_tail, (session_id, count))]
+            return [raw for (raw,) in conn.execute(self._sql["select_all"], (session_id,))]
+        raws = [raw for (raw,) in conn.execute(self._sql["select_tail"], (session_id, count))]
         raws.reverse()
         return raws
 
     def newest_first(self, conn: sqlite3.Connection, session_id: str) -> sqlite3.Cursor:
         """A cursor over (row id, stored item), newest first (close it when done)."""
-        return conn.execute(self._select_newest_first, (session_id,))
+        return conn.execute(self._sql["select_newest_first"], (session_id,))
 
     def delete_message(self, conn: sqlite3.Connection, row_id: int) -> None:
-        conn.execute(self._delete_message, (row_id,))
+        conn.execute(self._sql["delete_message"], (row_id,))
 
     def delete_messages(self, conn: sqlite3.Connection, session_id: str) -> None:
-        conn.execute(self._delete_messages, (session_id,))
+        conn.execute(self._sql["delete_messages"], (session_id,))
 
     def trim(self, conn: sqlite3.Connection, session_id: str, max_items: int) -> None:
         """Delete all but the newest `max_items` items."""
-        conn.execute(self._trim, (session_id, max_items))
+        conn.execute(self._sql["trim"], (session_id, max_items))
 
     def update_metadata(
         self,
@@ -333,36 +266,40 @@ class Schema:
         remove: Iterable[str],
     ) -> None:
         """Set `pairs` and remove the keys in `remove`."""
-        conn.executemany(self._set_metadata, ((session_id, k, v) for k, v in pairs.items()))
-        conn.executemany(self._delete_metadata_key, ((session_id, key) for key in remove))
+        conn.executemany(self._sql["set_metadata"], ((session_id, k, v) for k, v in pairs.items()))
+        conn.executemany(self._sql["delete_metadata_key"], ((session_id, key) for key in remove))
 
     def metadata(self, conn: sqlite3.Connection, session_id: str) -> dict[str, str]:
-        return dict(conn.execute(self._select_metadata, (session_id,)).fetchall())
+        return dict(conn.execute(self._sql["select_metadata"], (session_id,)).fetchall())
 
     def replace_metadata(
         self, conn: sqlite3.Connection, session_id: str, metadata: Mapping[str, str]
     ) -> None:
-        conn.execute(self._delete_metadata, (session_id,))
+        conn.execute(self._sql["delete_metadata"], (session_id,))
         conn.executemany(
-            self._set_metadata, ((session_id, key, value) for key, value in metadata.items())
+            self._sql["set_metadata"], ((session_id, key, value) for key, value in metadata.items())
         )
 
-    # -- store-wide (run inside a transaction) ----------------------------------------------
+    # -- store-wide (run inside a transaction, but `ping`) -----------------------------------
+
+    def ping(self, conn: sqlite3.Connection) -> bool:
+        """True when the database answers a trivial query."""
+        return bool(conn.execute(self._sql["ping"]).fetchone() == (1,))
 
     def count_live(self, conn: sqlite3.Connection, now: int) -> int:
-        return int(conn.execute(self._count_live, {"now": now}).fetchone()[0])
+        return int(conn.execute(self._sql["count_live"], {"now": now}).fetchone()[0])
 
     def expired_ids(self, conn: sqlite3.Connection, now: int) -> list[str]:
-        return [sid for (sid,) in conn.execute(self._select_expired, (now,))]
+        return [sid for (sid,) in conn.execute(self._sql["select_expired"], (now,))]
 
     def prune_lapsed(self, conn: sqlite3.Connection, now: int) -> None:
         """Delete every lapsed batch token and lock lease."""
-        conn.execute(self._prune_all_tokens, (now,))
-        conn.execute(self._prune_all_locks, (now,))
+        conn.execute(self._sql["prune_all_tokens"], (now,))
+        conn.execute(self._sql["prune_all_locks"], (now,))
 
     def index_state(self, conn: sqlite3.Connection) -> dict[str, str | None]:
         """The file's indexed keys: key -> None when complete, else where `reindex` resumes."""
-        return dict(conn.execute(self._registered).fetchall())
+        return dict(conn.execute(self._sql["registered"]).fetchall())
 
     def _matching(
         self,
@@ -372,44 +309,33 @@ class Schema:
         after: Position | None,
         updated_before_ms: int | None,
     ) -> tuple[str, str, dict[str, Any]]:
-        """FROM, WHERE and parameters selecting the live sessions with every pair of
+        """FROM ... WHERE and parameters selecting the live sessions with every pair of
         `metadata`, older than the position `after` and updated before `updated_before_ms`;
-        and the ORDER BY of newest first.
+        and the ORDER BY ... LIMIT :limit of newest first. Composed of store.sql's fragments.
 
         A pair of a completely indexed key walks that key's index rows for its value, newest
         first (rows of the page, plus those the other pairs reject); else the state rows are
         walked in update order, which `updated_before_ms` bounds.
         """
-        st, md, ix = self._state_table, self._metadata_table, self._index_table
         complete = {key for key, resume in self.index_state(conn).items() if resume is None}
         indexed = next(((k, v) for k, v in metadata.items() if k in complete), None)
         params: dict[str, Any] = {"now": now}
-        where = [self._live]
+        walk = self._by_update if indexed is None else self._by_index
+        parts = [walk.source]
         if indexed is not None:
-            # CROSS JOIN: the index is the outer loop, whatever the planner would guess.
-            source = f"{ix} CROSS JOIN {st} ON {st}.session_id = {ix}.session_id"
-            updated, sid = f"{ix}.updated_ms", f"{ix}.session_id"
-            where += [f"{ix}.key = :ikey", f"{ix}.value = :ivalue"]
             params["ikey"], params["ivalue"] = indexed
-        else:
-            source = st
-            updated, sid = f"{st}.updated_ms", f"{st}.session_id"
         if after is not None:
-            where.append(f"({updated}, {sid}) < (:after_ms, :after_id)")
+            parts.append(walk.after)
             params["after_ms"], params["after_id"] = after
         if updated_before_ms is not None:
-            where.append(f"{updated} < :before_ms")
+            parts.append(walk.updated_before)
             params["before_ms"] = updated_before_ms
         for index, (key, value) in enumerate(metadata.items()):
             if (key, value) == indexed:
                 continue
-            where.append(
-                f"EXISTS (SELECT 1 FROM {md} WHERE {md}.session_id = {st}.session_id "
-                f"AND {md}.key = :key{index} AND {md}.value = :value{index})"
-            )
+            parts.append(fill(self._fragments["has_pair"], n=str(index)))
             params[f"key{index}"], params[f"value{index}"] = key, value
-        order = f"{updated} DESC, {sid} DESC"
-        return f"FROM {source} WHERE {' AND '.join(where)}", order, params
+        return "\n".join(parts), walk.order, params
 
     def list_page(
         self,
@@ -421,23 +347,17 @@ class Schema:
     ) -> tuple[list[SessionInfo], Position | None]:
         """Up to `limit` live sessions after `after` (updated ms, id), newest first, with
         every pair of `metadata`; and the position of the last one when more follow."""
-        st, md = self._state_table, self._metadata_table
         selection, order, params = self._matching(conn, now, metadata, after, None)
         params["limit"] = limit + 1
-        query = (
-            f"SELECT {st}.session_id, {st}.created_ms, {st}.updated_ms, {st}.expires_ms, "
-            f"{st}.item_count {selection} ORDER BY {order} LIMIT :limit"
-        )
+        query = "\n".join((self._fragments["select_page"], selection, order))
         rows = conn.execute(query, params).fetchall()
         page, more = rows[:limit], len(rows) > limit
         ids = [row[0] for row in page]
         found: dict[str, dict[str, str]] = {sid: {} for sid in ids}
         for start in range(0, len(ids), _IN_CHUNK):
             chunk = ids[start : start + _IN_CHUNK]
-            marks = ", ".join("?" * len(chunk))
-            for sid, key, value in conn.execute(
-                f"SELECT session_id, key, value FROM {md} WHERE session_id IN ({marks})", chunk
-            ):
+            query = fill(self._fragments["page_metadata"], marks=", ".join("?" * len(chunk)))
+            for sid, key, value in conn.execute(query, chunk):
                 found[sid][key] = value
         sessions = [self.session_info(row[0], StateRow(*row[1:]), found[row[0]]) for row in page]
         last = (page[-1][2], page[-1][0]) if more and page else None
@@ -453,10 +373,9 @@ class Schema:
         limit: int,
     ) -> list[Position]:
         """The positions of up to `limit` matching live sessions after `after`, newest first."""
-        st = self._state_table
         selection, order, params = self._matching(conn, now, metadata, after, updated_before_ms)
         params["limit"] = limit
-        query = f"SELECT {st}.updated_ms, {st}.session_id {selection} ORDER BY {order} LIMIT :limit"
+        query = "\n".join((self._fragments["select_positions"], selection, order))
         return [(updated, sid) for updated, sid in conn.execute(query, params)]
 
     def count_matching(
@@ -468,7 +387,8 @@ class Schema:
     ) -> int:
         """How many live sessions have every pair of `metadata` and were updated before."""
         selection, _, params = self._matching(conn, now, metadata, None, updated_before_ms)
-        return int(conn.execute(f"SELECT COUNT(*) {selection}", params).fetchone()[0])
+        query = "\n".join((self._fragments["select_count"], selection))
+        return int(conn.execute(query, params).fetchone()[0])
 
     def reindex_batch(self, conn: sqlite3.Connection, now: int, size: int) -> int | None:
         """Index the next `size` sessions (by id) for every key whose index is incomplete.
@@ -483,15 +403,15 @@ class Schema:
         if not pending:
             return None
         start = min(pending.values())
-        rows = conn.execute(self._state_batch, (start, size)).fetchall()
+        rows = conn.execute(self._sql["state_batch"], (start, size)).fetchall()
         last = rows[-1][0] if rows else start
         finished = len(rows) < size
         for key, resume in pending.items():
             if resume < last:
-                conn.execute(self._drop_index_range, (key, resume, last))
-                conn.execute(self._fill_index_range, (key, resume, last))
+                conn.execute(self._sql["drop_index_range"], (key, resume, last))
+                conn.execute(self._sql["fill_index_range"], (key, resume, last))
             if resume < last or finished:
-                conn.execute(self._set_resume, (None if finished else last, key))
+                conn.execute(self._sql["set_resume"], (None if finished else last, key))
         return sum(1 for _, expires in rows if expires is None or expires > now)
 
     def info(self, conn: sqlite3.Connection, session_id: str, now: int) -> SessionInfo | None:
@@ -507,18 +427,22 @@ class Schema:
         self, conn: sqlite3.Connection, session_id: str, token: str, now: int, lease_ms: int
     ) -> bool:
         """Take the lock for `token` unless another token holds a live lease."""
-        return conn.execute(self._lock_take, (session_id, token, now, lease_ms)).rowcount == 1
+        return (
+            conn.execute(self._sql["lock_take"], (session_id, token, now, lease_ms)).rowcount == 1
+        )
 
     def lock_renew(
         self, conn: sqlite3.Connection, session_id: str, token: str, now: int, lease_ms: int
     ) -> bool:
         """Extend the lease if `token` holds it and it has not lapsed."""
-        return conn.execute(self._lock_renew, (session_id, token, now, lease_ms)).rowcount == 1
+        return (
+            conn.execute(self._sql["lock_renew"], (session_id, token, now, lease_ms)).rowcount == 1
+        )
 
     def lock_release(self, conn: sqlite3.Connection, session_id: str, token: str, now: int) -> bool:
         """Drop `token`'s lock row; True if its lease was still live."""
-        held = conn.execute(self._lock_held, (session_id, token, now)).fetchone() is not None
-        conn.execute(self._lock_drop, (session_id, token))
+        held = conn.execute(self._sql["lock_held"], (session_id, token, now)).fetchone() is not None
+        conn.execute(self._sql["lock_drop"], (session_id, token))
         return held
 
     @staticmethod

@@ -6,7 +6,7 @@ import os
 import sqlite3
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from ..backend import PopResult, RawItem, Snapshot, Times
 from ..info import SessionInfo
@@ -101,10 +101,12 @@ class SQLiteSession(BaseSession):
         connection: ConnectionWorker | None = None,
         owns_connection: bool = True,
         store: object = None,
+        **unknown: NoReturn,
     ) -> None:
         """`connection` is what a store or a fork hands over: a worker on `db_path` whose
         schema names the tables. With `owns_connection` the session holds one reference to
-        it (released at close); `store` is kept alive while the session is."""
+        it (released at close); `store` is kept alive while the session is. Any other
+        keyword raises `ConfigurationError` naming it."""
         options, _ = resolve_options(
             [
                 {
@@ -115,8 +117,10 @@ class SQLiteSession(BaseSession):
                     "session_settings": session_settings,
                     "on_corrupt": on_corrupt,
                     "max_item_bytes": max_item_bytes,
-                }
-            ]
+                },
+                unknown,
+            ],
+            context=f"{type(self).__name__}(...)",
         )
         path = as_db_path(db_path)
         schema = Schema(sessions_table, messages_table) if connection is None else None
@@ -157,7 +161,7 @@ class SQLiteSession(BaseSession):
         session_options, tables = resolve_options(
             [parsed.session_options, parsed.table_options, parsed.store_options, options],
             extra=TABLE_OPTIONS,
-            context=mask_url(url),
+            context=f"{cls.__name__}.from_url({session_id!r}, {mask_url(url)!r}, ...)",
         )
         return cls(session_id, parsed.path, **tables, **session_options.keywords())
 

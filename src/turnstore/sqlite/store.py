@@ -7,7 +7,7 @@ import sqlite3
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from ..backend import RawItem, SessionCopy, SessionWrite, validate_index_metadata
 from ..errors import BackendError, BackendUnavailableError, ConfigurationError
@@ -49,6 +49,7 @@ class SQLiteStore(BaseStore):
     `index_metadata` keys are registered in the file's metadata index when the store first
     opens the file for writing; triggers keep that index exact whoever writes afterwards.
     A key registered while the file already holds sessions is indexed by `reindex()`.
+    A keyword that is no option raises `ConfigurationError` naming it.
     """
 
     kind = "SQLiteStore"
@@ -72,6 +73,7 @@ class SQLiteStore(BaseStore):
         messages_table: str = "agent_messages",
         read_only: bool = False,
         busy_timeout: float = BUSY_TIMEOUT_S,
+        **unknown: NoReturn,
     ) -> None:
         self._options, _ = resolve_options(
             [
@@ -83,8 +85,10 @@ class SQLiteStore(BaseStore):
                     "session_settings": session_settings,
                     "on_corrupt": on_corrupt,
                     "max_item_bytes": max_item_bytes,
-                }
-            ]
+                },
+                unknown,
+            ],
+            context=f"{type(self).__name__}(...)",
         )
         self.index_metadata = validate_index_metadata(index_metadata)
         super().__init__()
@@ -141,7 +145,9 @@ class SQLiteStore(BaseStore):
         Closing it leaves the store open. An unknown option raises `ConfigurationError`.
         """
         self._check_open()
-        options, _ = resolve_options([overrides], base=self._options)
+        options, _ = resolve_options(
+            [overrides], base=self._options, context=f"{type(self).__name__}.session(...)"
+        )
         if self.read_only and options.refresh_ttl_on_read:
             options = options.replace(refresh_ttl_on_read=False)
         return self.session_class(
@@ -388,8 +394,10 @@ class SQLiteStore(BaseStore):
         database, a directory that does not exist) raises `BackendError`, as a Redis server
         refusing the credentials does."""
 
+        schema = self._schema
+
         def job(conn: sqlite3.Connection) -> bool:
-            return bool(conn.execute("SELECT 1").fetchone() == (1,))
+            return schema.ping(conn)
 
         try:
             return await self._run(job)
@@ -411,7 +419,7 @@ def open_sqlite_store(url: str, **options: Any) -> SQLiteStore:
     session_options, tables = resolve_options(
         [parsed.session_options, parsed.table_options, parsed.store_options, options],
         extra={*TABLE_OPTIONS, "read_only", "busy_timeout", "index_metadata"},
-        context=f"a SQLite store, {mask_url(url)}",
+        context=f"open_store({mask_url(url)!r}, ...)",
     )
     return SQLiteStore(parsed.path, **tables, **session_options.keywords())
 
