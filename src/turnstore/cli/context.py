@@ -136,3 +136,15 @@ class Context:
         """The SQLite file's directory when it does not exist (a write would fail)."""
         path = self.database_file
         return path.parent if path is not None and not path.parent.is_dir() else None
+
+    def require_directory(self) -> None:
+        """`CommandError` when the SQLite file's directory does not exist.
+
+        A missing file in an existing directory is an empty store not written yet; a
+        missing directory is a mistyped path, which "no sessions" or "deleted 0" would hide.
+        """
+        folder = self.missing_directory()
+        if folder is not None:
+            raise CommandError(
+                f"cannot open {self.database_file}: the directory {folder} does not exist"
+            )

@@ -122,6 +122,7 @@ def session_json(info: SessionInfo) -> dict[str, Any]:
 
 async def run_list(ctx: Context, args: argparse.Namespace) -> int:
     """Print a table (or a JSON object) of sessions, newest first."""
+    ctx.require_directory()
     out = ctx.out
     metadata = dict(args.meta or []) or None
     if ctx.missing_database() is not None:
@@ -163,6 +164,7 @@ async def run_list(ctx: Context, args: argparse.Namespace) -> int:
 
 async def run_show(ctx: Context, args: argparse.Namespace) -> int:
     """Print one session's conversation (or its items as JSON); `--follow` keeps at it."""
+    ctx.require_directory()
     out = ctx.out
     missing = ctx.missing_database()
     if missing is not None:
