@@ -284,6 +284,14 @@ class StoreBackend(Protocol):
 
     async def purge_expired(self) -> int: ...
 
+    async def count_expired(self) -> int:
+        """How many sessions `purge_expired()` would remove now; changes nothing.
+
+        `BaseStore.count_expired` raises `NotImplementedError`: a store that cannot tell
+        without removing them keeps it (`purge --dry-run` then says so).
+        """
+        ...
+
     async def reindex(self, *, progress: Callable[[int], object] | None = None) -> int:
         """(Re)build the metadata index for the store's current `index_metadata`.
 

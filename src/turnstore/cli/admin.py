@@ -112,13 +112,13 @@ async def run_purge(ctx: Context, args: argparse.Namespace) -> int:
     if ctx.missing_database() is not None:
         expired = removed = 0
     elif args.dry_run:
-        count_expired = getattr(ctx.store, "count_expired", None)
-        if count_expired is None:
+        try:
+            expired, removed = await ctx.store.count_expired(), 0
+        except NotImplementedError:
             raise CommandError(
                 f"{ctx.shown_url}: this store cannot count expired sessions without removing "
                 "them; run purge without --dry-run"
-            )
-        expired, removed = int(await count_expired()), 0
+            ) from None
     else:
         removed = await ctx.store.purge_expired()
         expired = removed
