@@ -22,7 +22,9 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -41,7 +43,9 @@ __all__ = [
     "StoreBackend",
     "Times",
     "batch_token",
+    "request_answered",
     "validate_index_metadata",
+    "watch_answers",
 ]
 
 #: A stored item as the storage returns it: the JSON text of one item.
@@ -77,6 +81,35 @@ def batch_token() -> str:
     Several times cheaper than fresh random bytes per call, which the append path notices.
     """
     return f"{_token_prefix}{next(_token_serials):x}"
+
+
+#: Who hears of each answered request in this context (`watch_answers`); None: nobody.
+_ANSWERED: ContextVar[Callable[[], object] | None] = ContextVar("turnstore_answered", default=None)
+
+
+def request_answered() -> None:
+    """A backend calls this each time its storage answers one request (a page, a batch, a
+    transaction), on the event loop, in the task that made the request.
+
+    A call of many requests (`purge_expired`, `delete_sessions`, a listing of many pages)
+    then shows that it is moving to a caller that bounds the time between answers (the
+    CLI's `--timeout`), which would otherwise see one long call. Does nothing (one context
+    lookup) unless a caller watches.
+    """
+    listener = _ANSWERED.get()
+    if listener is not None:
+        listener()
+
+
+@contextmanager
+def watch_answers(listener: Callable[[], object]) -> Iterator[None]:
+    """Call `listener()` at each `request_answered()` in this context and in the tasks
+    started in it while the block runs (they keep the listener after it ends)."""
+    token = _ANSWERED.set(listener)
+    try:
+        yield
+    finally:
+        _ANSWERED.reset(token)
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from tests.cli.support import CONVERSATION, run_cli, seed, sqlite_url_for
 from tests.faults import silent_listener
+from turnstore import SessionRecord, import_sessions, open_store
 
 
 @pytest.fixture
@@ -72,3 +77,94 @@ def test_a_timeout_that_is_not_a_positive_number_is_a_usage_error(tmp_path: Path
     result = run_cli("--timeout", "0", "list", cwd=tmp_path)
     assert result.returncode == 2
     assert "--timeout: must be a positive number of seconds" in result.stderr
+
+
+# -- long commands that keep being answered -------------------------------------------------
+
+#: Sessions in the stores below: enough that a purge or a bulk delete takes several times the
+#: --timeout it is given in all, while each of its transactions (500 sessions) takes a small
+#: part of it.
+MANY = 40_000
+TIGHT = "0.3"
+#: Seconds after the start of the seeding at which every session of the expired store
+#: expires: after the seeding ends, so that no write of the seeding finds an expired session
+#: to clean up on its way (which would leave little to purge).
+EXPIRE_AFTER = 4.0
+
+
+def seed_many(url: str, *, expire: bool) -> None:
+    """`MANY` one-item sessions with metadata k=v, all expiring `EXPIRE_AFTER` seconds from
+    now when `expire` (then this waits for them to expire)."""
+
+    async def write() -> None:
+        deadline = datetime.now(timezone.utc) + timedelta(seconds=EXPIRE_AFTER)
+        async with open_store(url) as store:
+            for start in range(0, MANY, 2000):
+                records = [
+                    SessionRecord(
+                        f"s{n}",
+                        [{"role": "user", "content": "hi"}],
+                        {"k": "v"},
+                        expires_at=deadline if expire else None,
+                    )
+                    for n in range(start, start + 2000)
+                ]
+                await import_sessions(store, records)
+        if expire:
+            left = (deadline - datetime.now(timezone.utc)).total_seconds()
+            # (A deadline is stored as the time of the write plus what was left of it when
+            # the batch was prepared: up to a batch's write time later.)
+            await asyncio.sleep(max(0.0, left) + 1.0)
+
+    asyncio.run(write())
+
+
+@pytest.fixture(scope="module")
+def expired_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("expired") / "expired.db"
+    seed_many(sqlite_url_for(path), expire=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def live_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("live") / "live.db"
+    seed_many(sqlite_url_for(path), expire=False)
+    return path
+
+
+def count_expired(url: str) -> int:
+    async def count() -> int:
+        async with open_store(url) as store:
+            return await store.count_expired()
+
+    return asyncio.run(count())
+
+
+def copy_of(path: Path, tmp_path: Path) -> str:
+    target = tmp_path / path.name
+    shutil.copyfile(path, target)
+    return sqlite_url_for(target)
+
+
+def test_a_purge_longer_than_the_timeout_runs_to_the_end_while_answered(
+    expired_file: Path, tmp_path: Path
+) -> None:
+    url = copy_of(expired_file, tmp_path)
+    expired = count_expired(url)
+    assert expired > 20 * 500  # many transactions' worth
+    result = run_cli("--url", url, "--timeout", TIGHT, "purge", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"expired": expired, "removed": expired, "dry_run": False}
+    assert count_expired(url) == 0
+
+
+def test_a_bulk_delete_longer_than_the_timeout_runs_to_the_end_while_answered(
+    live_file: Path, tmp_path: Path
+) -> None:
+    url = copy_of(live_file, tmp_path)
+    result = run_cli(
+        "--url", url, "--timeout", TIGHT, "delete", "--meta", "k=v", "--json", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["deleted"] == MANY

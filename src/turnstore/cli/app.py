@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
 from .. import __version__
+from ..backend import watch_answers
 from ..errors import ConfigurationError
 from ..store import DEFAULT_URL
 from .context import DEFAULT_TIMEOUT, CommandError, Context, UsageError
@@ -239,7 +240,8 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         metavar="S",
         default=default(DEFAULT_TIMEOUT),
         help=(
-            f"give up after S seconds without an answer or progress (default: {DEFAULT_TIMEOUT:g})"
+            "give up after S seconds without an answer from the store "
+            f"(default: {DEFAULT_TIMEOUT:g})"
         ),
     )
     parser.add_argument(
@@ -542,11 +544,18 @@ async def _invoke(ctx: Context, args: argparse.Namespace, handler: Handler) -> i
 
 
 async def _run(ctx: Context, args: argparse.Namespace) -> int:
-    """Run the command; stop it once `ctx.timeout` seconds pass without progress."""
+    """Run the command; stop it once `ctx.timeout` seconds pass without progress.
+
+    Progress is every answer a store gives (`request_answered`: a page, a batch, a
+    transaction) and every step a command reports itself: a purge of a million sessions
+    runs as long as each of its requests is answered in time, and a server that stops
+    answering ends the command `timeout` seconds after its last answer.
+    """
     loop = asyncio.get_running_loop()
     handler = _handler(args.handler)  # imported before the clock starts (the demo's SDK)
     ctx.progress()
-    task = asyncio.ensure_future(_invoke(ctx, args, handler))
+    with watch_answers(ctx.progress):  # the task keeps the listener: it starts in here
+        task = asyncio.ensure_future(_invoke(ctx, args, handler))
     try:
         while True:
             remaining = ctx.deadline - loop.time()

@@ -173,6 +173,9 @@ class Schema:
             f"SELECT session_id FROM {st} WHERE expires_ms IS NOT NULL AND expires_ms <= ?"
         )
         self._select_some_expired = f"{self._select_expired} ORDER BY expires_ms LIMIT ?"
+        self._count_expired = (
+            f"SELECT COUNT(*) FROM {st} WHERE expires_ms IS NOT NULL AND expires_ms <= ?"
+        )
         self._registered = f"SELECT key, resume_after FROM {rg}"
         self._set_resume = f"UPDATE {rg} SET resume_after = ? WHERE key = ?"
         self._state_batch = (
@@ -352,8 +355,12 @@ class Schema:
     def count_live(self, conn: sqlite3.Connection, now: int) -> int:
         return int(conn.execute(self._count_live, {"now": now}).fetchone()[0])
 
-    def expired_ids(self, conn: sqlite3.Connection, now: int) -> list[str]:
-        return [sid for (sid,) in conn.execute(self._select_expired, (now,))]
+    def expired_ids(self, conn: sqlite3.Connection, now: int, limit: int) -> list[str]:
+        """Up to `limit` sessions past their deadline, the longest expired first."""
+        return [sid for (sid,) in conn.execute(self._select_some_expired, (now, limit))]
+
+    def count_expired(self, conn: sqlite3.Connection, now: int) -> int:
+        return int(conn.execute(self._count_expired, (now,)).fetchone()[0])
 
     def prune_lapsed(self, conn: sqlite3.Connection, now: int) -> None:
         """Delete every lapsed batch token and lock lease."""
