@@ -15,7 +15,8 @@ import pytest
 
 from tests.cli.support import CONVERSATION, run_cli, seed, sqlite_url_for
 from tests.faults import silent_listener
-from turnstore import SessionRecord, import_sessions, open_store
+from turnstore import BackendUnavailableError, SessionRecord, import_sessions, open_store
+from turnstore.migration import open_source
 
 
 @pytest.fixture
@@ -24,11 +25,28 @@ def silent_port() -> Iterator[int]:
         yield port
 
 
-@pytest.mark.parametrize("command", [["list"], ["show", "s1"], ["stats"], ["purge"]])
+COMMANDS = [
+    ["list"],
+    ["show", "s1"],
+    ["stats"],
+    ["purge"],
+    ["purge", "--dry-run"],
+    ["delete", "s1"],
+    ["delete", "--meta", "k=v"],
+    ["delete", "--older-than", "30d"],
+    ["export"],
+    ["export", "s1", "-o", "out.jsonl"],
+    ["import", "in.jsonl"],
+    ["reindex"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
 def test_a_server_that_never_answers_ends_with_exit_1_and_one_line(
     silent_port: int, tmp_path: Path, command: list[str]
 ) -> None:
-    url = f"redis://127.0.0.1:{silent_port}/0"
+    url = f"redis://127.0.0.1:{silent_port}/0?index_metadata=k"  # (reindex needs an index)
+    (tmp_path / "in.jsonl").write_text('{"session_id": "s1", "items": []}\n')
     started = time.monotonic()
     result = run_cli("--url", url, "--timeout", "1.5", *command, cwd=tmp_path, timeout=30)
     elapsed = time.monotonic() - started
@@ -36,6 +54,57 @@ def test_a_server_that_never_answers_ends_with_exit_1_and_one_line(
     assert result.stderr == (f"turnstore: error: {url}: no answer within 1.5 s (--timeout 1.5)\n")
     assert result.stdout == ""
     assert elapsed < 1.5 + 6  # the budget, the interpreter's start and the grace to unwind
+
+
+@pytest.mark.parametrize("side", ["source", "destination"])
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]], ids=["copy", "dry-run"])
+def test_a_migration_names_the_side_that_never_answers(
+    silent_port: int, tmp_path: Path, side: str, dry_run: list[str]
+) -> None:
+    silent = f"redis://:pw@127.0.0.1:{silent_port}/0"
+    shown = f"redis://:***@127.0.0.1:{silent_port}/0"
+    sqlite_url = sqlite_url_for(tmp_path / "s.db")
+    seed(sqlite_url, [("s1", CONVERSATION, {})])
+    urls = [silent, sqlite_url] if side == "source" else [sqlite_url, silent]
+    started = time.monotonic()
+    result = run_cli("--timeout", "1.5", "migrate", *dry_run, *urls, cwd=tmp_path, timeout=30)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"turnstore: error: {side}: {shown}: no answer within 1.5 s (--timeout 1.5)\n"
+    )
+    assert "pw" not in result.stdout + result.stderr
+    assert elapsed < 1.5 + 6
+
+
+def test_a_migration_from_sdk_redis_keys_names_the_source_that_never_answers(
+    silent_port: int, tmp_path: Path
+) -> None:
+    silent = f"redis://127.0.0.1:{silent_port}/0"
+    target = sqlite_url_for(tmp_path / "copy.db")
+    result = run_cli(
+        "--timeout", "1.5", "migrate", "--from-layout", "sdk", silent, target, cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"turnstore: error: source: {silent}: no answer within 1.5 s (--timeout 1.5)\n"
+    )
+
+
+@pytest.mark.parametrize("layout", ["own", "sdk", "openai-agents-redis"])
+def test_a_migration_source_is_given_the_time_budget(silent_port: int, layout: str) -> None:
+    # Without the CLI's watchdog: the source's own calls give up within their budget.
+    async def plan() -> float:
+        source = open_source(layout, f"redis://127.0.0.1:{silent_port}/0", timeout=1.0)
+        started = time.monotonic()
+        try:
+            with pytest.raises(BackendUnavailableError, match=f"127.0.0.1:{silent_port}"):
+                await source.plan()
+        finally:
+            await source.close()
+        return time.monotonic() - started
+
+    assert asyncio.run(plan()) < 1.0 + 5  # the budget, plus at most one socket timeout
 
 
 def test_the_default_timeout_is_ten_seconds(silent_port: int, tmp_path: Path) -> None:

@@ -520,11 +520,12 @@ def build_parser() -> ForgivingParser:
 
 
 class TimedOut(Exception):
-    """The command went `timeout` seconds without progress."""
+    """The command went `timeout` seconds without progress, waiting for the store `where`."""
 
-    def __init__(self, seconds: float, *, unwound: bool) -> None:
+    def __init__(self, seconds: float, where: str, *, unwound: bool) -> None:
         super().__init__(seconds)
         self.seconds = seconds
+        self.where = where
         #: False when the command did not stop when asked: the process must end now.
         self.unwound = unwound
 
@@ -564,9 +565,10 @@ async def _run(ctx: Context, args: argparse.Namespace) -> int:
             done, _ = await asyncio.wait({task}, timeout=remaining)
             if done:
                 return task.result()
+        where = ctx.waited_for()  # before the command unwinds and stops waiting
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=GRACE)
-        raise TimedOut(ctx.timeout, unwound=bool(done))
+        raise TimedOut(ctx.timeout, where, unwound=bool(done))
     except asyncio.CancelledError:
         task.cancel()  # Ctrl-C: asyncio.run cancels us; the command stops with us
         raise
@@ -638,7 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(_message(exc), EXIT_ERROR)
     except TimedOut as exc:
         code = fail(
-            f"{ctx.shown_url}: no answer within {exc.seconds:g} s (--timeout {exc.seconds:g})",
+            f"{exc.where}: no answer within {exc.seconds:g} s (--timeout {exc.seconds:g})",
             EXIT_ERROR,
         )
         if not exc.unwound:

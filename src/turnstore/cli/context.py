@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,9 @@ class Context:
     json: bool = False
     #: The event loop time at which the command is stopped unless it makes progress.
     deadline: float = field(default=float("inf"))
+    #: Names the store the command is waiting for (`migrate` has two), for the time-out
+    #: message; None: the store at `url`.
+    waiting_on: Callable[[], str] | None = None
     _store: SessionStore | None = field(default=None, repr=False)
 
     @property
@@ -111,6 +115,10 @@ class Context:
     def shown_url(self) -> str:
         """The URL as it may be printed: any password replaced by `***`."""
         return mask_url(self.url)
+
+    def waited_for(self) -> str:
+        """The store the command is waiting for, as it may be printed."""
+        return self.waiting_on() if self.waiting_on is not None else self.shown_url
 
     @property
     def database_file(self) -> Path | None:

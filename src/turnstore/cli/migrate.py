@@ -98,6 +98,16 @@ class Migration:
         self.scrub = scrub
         self.tally = MigrationTally()
         self.dry_run = False
+        #: The calls waiting for a store: when each started, and on which side.
+        self._waiting: dict[object, tuple[float, str]] = {}
+        self._last_side = "source"
+
+    def waiting_on(self) -> str:
+        """The side (and its URL) of the call that has waited longest, for a time-out
+        message; the side last asked when no call is waiting."""
+        side = min(self._waiting.values())[1] if self._waiting else self._last_side
+        shown = self.source.shown_url if side == "source" else self.dst_shown
+        return f"{side}: {shown}"
 
     def warn(self, text: str) -> None:
         sys.stdout.flush()  # keep the order of both streams when they go to one place
@@ -106,6 +116,9 @@ class Migration:
 
     async def _guard(self, side: str, work: Awaitable[T]) -> T:
         """Run `work`; a failure of the store becomes one message naming the side and URL."""
+        call = object()
+        self._waiting[call] = (time.monotonic(), side)
+        self._last_side = side
         try:
             return await work
         except ConfigurationError:
@@ -115,6 +128,8 @@ class Migration:
                 raise
             url = self.source.url if side == "source" else self.dst_url
             raise CommandError(f"{side}: {describe(exc, url)}") from None
+        finally:
+            del self._waiting[call]
 
     async def plan(self) -> list[PlannedSession]:
         planned = await self._guard("source", self.source.plan())
@@ -237,7 +252,10 @@ async def run_migrate(ctx: Context, args: argparse.Namespace) -> int:
         raise UsageError("migrate takes its stores as SRC_URL and DST_URL; --url does not apply")
     out = ctx.out
     scrub = Scrubber(args.src_url, args.dst_url)
-    source = open_source(args.from_layout, args.src_url)
+    # Both stores get the time budget: each call to either waits at most --timeout.
+    source = open_source(
+        args.from_layout, args.src_url, **store_time_budget(args.src_url, ctx.timeout)
+    )
     try:
         options = store_time_budget(args.dst_url, ctx.timeout)
         if args.dry_run:  # nothing is written, not even a new SQLite file
@@ -248,6 +266,7 @@ async def run_migrate(ctx: Context, args: argparse.Namespace) -> int:
         raise
     migration = Migration(source, destination, args.dst_url, scrub)
     migration.dry_run = args.dry_run
+    ctx.waiting_on = migration.waiting_on
     tally = migration.tally
     try:
         verb = "Would migrate" if args.dry_run else "Migrating"
