@@ -151,7 +151,7 @@ async def run_reindex(ctx: Context, args: argparse.Namespace) -> int:
         indexed = 0
     else:
         total = await ctx.store.count_sessions()
-        bar = open_progress(sys.stderr if ctx.json else sys.stdout)
+        bar = open_progress(sys.stderr if ctx.json else sys.stdout, items=False)
         bar.start(total, 0)
 
         reported = 0
