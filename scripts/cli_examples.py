@@ -3,7 +3,7 @@
 
 Usage (from the repository's root, with the development venv)::
 
-    .venv/bin/python scripts/cli_examples.py            # rewrites docs/cli.md in place
+    scripts/docs examples                               # rewrites docs/cli.md in place
     .venv/bin/python scripts/cli_examples.py --print    # prints the examples instead
 
 Every ```console block of docs/cli.md that follows a line `<!-- cli-example: NAME -->` is
