@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--quick] [--only redis|sqlite|cluster] [--json FILE]`."""
+"""`python -m benchmarks [--quick] [--only redis|sqlite|cluster|startup|scale] [--json FILE]`."""
 
 import sys
 

@@ -3,7 +3,7 @@
 
 Usage::
 
-    python -m benchmarks [--quick] [--only redis|sqlite|cluster] [--json FILE]
+    python -m benchmarks [--quick] [--only redis|sqlite|cluster|startup] [--json FILE]
     python -m benchmarks --only scale [--sizes 10000,100000] [--backends redis,sqlite] [--calls N]
 
 One process, one `redis-server` started here on a free loopback port (`--save ""
@@ -47,6 +47,7 @@ from benchmarks.report import (
 )
 from benchmarks.scale import BACKENDS, DEFAULT_SIZES, parse_backends, parse_sizes, run_scale
 from benchmarks.sqlite_calls import bench_sqlite
+from benchmarks.startup import bench_startup
 from benchmarks.turns import (
     Sizes,
 )
@@ -78,10 +79,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small sizes (< 40 s)")
     parser.add_argument(
         "--only",
-        choices=("redis", "sqlite", "cluster", "scale"),
+        choices=("redis", "sqlite", "cluster", "startup", "scale"),
         help="run one part only: redis = workloads 1-4 and 6 on the standalone server, "
-        "sqlite = 5 and 6 on SQLite, cluster = 7, scale = the scale benchmark (not part of a "
-        "run without --only: it takes tens of minutes)",
+        "sqlite = 5 and 6 on SQLite, cluster = 7, startup = 8 (the command's start-up), "
+        "scale = the scale benchmark (not part of a run without --only: it takes tens of "
+        "minutes)",
     )
     parser.add_argument(
         "--sizes",
@@ -122,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     server: RedisServer | None = None
     try:
-        if args.only != "sqlite":  # workload 7 compares the cluster with this server
+        if args.only not in ("sqlite", "startup"):  # workload 7 compares with this server
             server = start_server()
         version = asyncio.run(server_version(server)) if server else None
         report.environment = environment(version)
@@ -135,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.only in (None, "sqlite"):
             asyncio.run(bench_sqlite(sizes, report))
             asyncio.run(bench_sqlite_concurrent(sizes, report))
+        if args.only in (None, "startup"):
+            bench_startup(sizes.rounds, report)
     finally:
         if server is not None:
             server.stop()

@@ -173,6 +173,24 @@ async def test_import_sessions_gives_each_record_its_own_outcome(backend: Backen
     assert copied is not None and copied.items == ITEMS
 
 
+async def test_import_sessions_dry_run_gives_the_outcomes_and_writes_nothing(
+    backend: Backend,
+) -> None:
+    same, other, new = unique_id(), unique_id(), unique_id()
+    await import_session(backend.store, record(same))
+    await import_session(backend.store, record(other, ITEMS[:1]))
+    outcomes = await import_sessions(
+        backend.store,
+        [record(same), record(other), record(new), record(unique_id(), items=[1])],
+        dry_run=True,
+    )
+    assert outcomes[:3] == ["unchanged", "replaced", "created"]
+    assert isinstance(outcomes[3], InvalidItemError)
+    untouched, absent = await export_sessions(backend.store, [other, new])
+    assert untouched is not None and untouched.items == ITEMS[:1]
+    assert absent is None
+
+
 async def test_import_sessions_refuses_a_bad_record_and_writes_the_others(
     backend: Backend,
 ) -> None:

@@ -22,7 +22,9 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -42,7 +44,9 @@ __all__ = [
     "Times",
     "batch_token",
     "is_batch_token",
+    "request_answered",
     "validate_index_metadata",
+    "watch_answers",
 ]
 
 #: A stored item as the storage returns it: the JSON text of one item.
@@ -84,6 +88,35 @@ def is_batch_token(token: str) -> bool:
     """True for a token `batch_token` made (an `add_items` call's own), False for one made
     from an `idempotency_key`, which must be remembered for its whole window."""
     return token.startswith("b:")
+
+
+#: Who hears of each answered request in this context (`watch_answers`); None: nobody.
+_ANSWERED: ContextVar[Callable[[], object] | None] = ContextVar("turnstore_answered", default=None)
+
+
+def request_answered() -> None:
+    """A backend calls this each time its storage answers one request (a page, a batch, a
+    transaction), on the event loop, in the task that made the request.
+
+    A call of many requests (`purge_expired`, `delete_sessions`, a listing of many pages)
+    then shows that it is moving to a caller that bounds the time between answers (the
+    CLI's `--timeout`), which would otherwise see one long call. Does nothing (one context
+    lookup) unless a caller watches.
+    """
+    listener = _ANSWERED.get()
+    if listener is not None:
+        listener()
+
+
+@contextmanager
+def watch_answers(listener: Callable[[], object]) -> Iterator[None]:
+    """Call `listener()` at each `request_answered()` in this context and in the tasks
+    started in it while the block runs (they keep the listener after it ends)."""
+    token = _ANSWERED.set(listener)
+    try:
+        yield
+    finally:
+        _ANSWERED.reset(token)
 
 
 @dataclass(frozen=True)
@@ -290,6 +323,14 @@ class StoreBackend(Protocol):
     async def delete_session(self, session_id: str) -> bool: ...
 
     async def purge_expired(self) -> int: ...
+
+    async def count_expired(self) -> int:
+        """How many sessions `purge_expired()` would remove now; changes nothing.
+
+        `BaseStore.count_expired` raises `NotImplementedError`: a store that cannot tell
+        without removing them keeps it (`purge --dry-run` then says so).
+        """
+        ...
 
     async def reindex(self, *, progress: Callable[[int], object] | None = None) -> int:
         """(Re)build the metadata index for the store's current `index_metadata`.

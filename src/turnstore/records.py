@@ -240,7 +240,11 @@ def _holds(copy: SessionCopy, prepared: _Prepared) -> bool:
 
 
 async def import_sessions(
-    store: SessionStore, records: Sequence[SessionRecord], *, now: datetime | None = None
+    store: SessionStore,
+    records: Sequence[SessionRecord],
+    *,
+    now: datetime | None = None,
+    dry_run: bool = False,
 ) -> list[ImportResult]:
     """`import_session` of many records, in order: one outcome per record, or, in its place,
     the `InvalidItemError` or `ConfigurationError` that refused it (nothing of a refused
@@ -249,7 +253,8 @@ async def import_sessions(
     The destination is read (`store.snapshot_sessions`) and written
     (`store.replace_sessions`) for all of them together, so a backend may do each in one
     round trip; every session is still replaced in one atomic step of its own. Records must
-    name distinct sessions.
+    name distinct sessions. `dry_run=True` validates and compares exactly as an import
+    does and returns the same outcomes, but writes nothing (a read-only store will do).
     """
     now = now or datetime.now(timezone.utc)
     results: list[ImportResult | None] = [None] * len(records)
@@ -273,7 +278,7 @@ async def import_sessions(
                 continue
             writes.append(entry.write)
             results[entry.position] = "created" if copy is None else "replaced"
-        if writes:
+        if writes and not dry_run:
             await store.replace_sessions(writes)
     return [result for result in results if result is not None]
 

@@ -87,6 +87,8 @@ class SessionStore(Protocol):
 
     async def purge_expired(self) -> int: ...
 
+    async def count_expired(self) -> int: ...
+
     async def ping(self) -> bool: ...
 
     async def snapshot_sessions(self, session_ids: Sequence[str]) -> list[SessionCopy | None]: ...
@@ -241,6 +243,17 @@ class BaseStore(ABC):
         if self.index_metadata:
             raise NotImplementedError(f"{type(self).__name__} does not implement reindex()")
         return 0
+
+    async def count_expired(self) -> int:
+        """How many sessions `purge_expired()` would remove now; changes nothing.
+
+        This default raises `NotImplementedError` (no store primitive sees an expired
+        session); the built-in backends override it.
+        """
+        self._check_open()
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot count expired sessions without removing them"
+        )
 
     # -- whole sessions at a time (export, import, migrate) ---------------------------------
 

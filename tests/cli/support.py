@@ -15,6 +15,8 @@ from typing import Any
 from turnstore import SessionRecord, export_session, open_store
 
 CLI = [sys.executable, "-m", "turnstore"]
+#: The console script the package installs, as a user runs it (beside this interpreter).
+CONSOLE_SCRIPT = Path(sys.executable).with_name("turnstore")
 #: Seconds any one command may take (the demo runs two interpreters).
 TIMEOUT = 90.0
 
@@ -71,6 +73,22 @@ def run_cli(
         env=cli_env(env),
         input=input,
         stdin=subprocess.DEVNULL if input is None else None,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+    )
+
+
+def run_console_script(
+    *args: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = TIMEOUT
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `turnstore` console script with ARGS and capture what it prints."""
+    return subprocess.run(
+        [str(CONSOLE_SCRIPT), *args],
+        cwd=cwd,
+        env=cli_env(env),
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         encoding="utf-8",

@@ -20,7 +20,7 @@ import pytest
 
 from tests.cli.support import CONVERSATION, run_cli_together, seed, sqlite_url_for, stored_records
 from tests.servers import ClusterTopology, RedisServer
-from turnstore import MemoryStore
+from turnstore import BaseStore, MemoryStore, register_backend
 from turnstore.cli.app import main
 
 KEPT = [("keep-1", CONVERSATION, {"user_id": "u1"})]
@@ -198,3 +198,38 @@ def test_reindex_indexes_earlier_sessions_with_progress_and_prints_the_count(
 def test_reindex_of_a_store_without_an_index_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--url", "memory://", "reindex"]) == 1
     assert "keeps no metadata index to rebuild" in capsys.readouterr().err
+
+
+def test_purge_dry_run_counts_expired_sessions_of_a_memory_store(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    name = f"cli-purge-{uuid.uuid4().hex[:8]}"
+    held = MemoryStore(name=name)  # the named store lives while this object does
+
+    async def write() -> None:
+        await held.session("short", ttl=0.1).add_items(CONVERSATION[:1])
+        await held.session("long").add_items(CONVERSATION[:1])
+        await asyncio.sleep(0.3)
+
+    asyncio.run(write())
+    assert main(["--url", f"memory://{name}", "purge", "--dry-run", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"expired": 1, "removed": 0, "dry_run": True}
+    assert main(["--url", f"memory://{name}", "purge", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"expired": 1, "removed": 1, "dry_run": False}
+
+
+class StoreThatCannotCountExpired(MemoryStore):
+    """A backend keeping the protocol's default `count_expired`, as a third party may."""
+
+    count_expired = BaseStore.count_expired
+
+
+def test_purge_dry_run_on_a_store_that_cannot_count_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    register_backend("nocount", lambda url, **options: StoreThatCannotCountExpired(**options))
+    assert main(["--url", "nocount://", "purge", "--dry-run"]) == 1
+    assert capsys.readouterr().err == (
+        "turnstore: error: nocount://: this store cannot count expired sessions without "
+        "removing them; run purge without --dry-run\n"
+    )

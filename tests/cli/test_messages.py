@@ -85,17 +85,62 @@ def test_a_tls_certificate_that_is_not_trusted(tls_server: RedisServer, tmp_path
     assert "CERTIFICATE_VERIFY_FAILED" in stderr or "certificate verify failed" in stderr
 
 
-@pytest.mark.parametrize("command", [["list"], ["demo"], ["import", "-"], ["delete", "s1"]])
-def test_a_missing_sqlite_directory(tmp_path: Path, command: list[str]) -> None:
+READERS_AND_BULK = [
+    ["list"],
+    ["show", "x"],
+    ["stats"],
+    ["export"],
+    ["purge"],
+    ["purge", "--dry-run"],
+    ["delete", "--meta", "k=v"],
+    ["delete", "--older-than", "30d"],
+    ["delete", "x"],
+    ["reindex"],
+]
+
+
+@pytest.mark.parametrize("command", READERS_AND_BULK, ids=" ".join)
+def test_a_missing_sqlite_directory_is_named_by_every_command_that_opens_the_file(
+    tmp_path: Path, command: list[str]
+) -> None:
     path = tmp_path / "missing" / "dir" / "x.db"
-    result = run_cli("--url", f"sqlite:///{path}", *command, cwd=tmp_path, input="")
-    if command == ["list"]:  # reading nothing from a file that is not there
-        assert result.returncode == 0
-        assert f"{path} does not exist yet" in result.stdout
-    else:
-        stderr = one_line_error(result)
-        assert str(path.parent) in stderr
+    result = run_cli("--url", f"sqlite:///{path}?index_metadata=k", *command, cwd=tmp_path)
+    stderr = one_line_error(result)
+    assert stderr == (
+        f"turnstore: error: cannot open {path}: the directory {path.parent} does not exist\n"
+    )
+    assert result.stdout == ""
     assert not (tmp_path / "missing").exists()
+
+
+def test_demo_in_a_missing_sqlite_directory_says_it_cannot_create_the_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "missing" / "dir" / "x.db"
+    stderr = one_line_error(run_cli("--url", f"sqlite:///{path}", "demo", cwd=tmp_path))
+    assert stderr == (
+        f"turnstore: error: cannot create {path}: the directory {path.parent} does not exist\n"
+    )
+    assert not (tmp_path / "missing").exists()
+
+
+def test_import_into_a_missing_sqlite_directory_names_it(tmp_path: Path) -> None:
+    path = tmp_path / "missing" / "dir" / "x.db"
+    result = run_cli("--url", f"sqlite:///{path}", "import", "-", cwd=tmp_path, input="")
+    assert one_line_error(result) == (
+        f"turnstore: error: cannot import into {path}: the directory {path.parent} does not exist\n"
+    )
+    assert not (tmp_path / "missing").exists()
+
+
+def test_list_of_a_missing_file_in_an_existing_directory_is_an_empty_store(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "x.db"
+    result = run_cli("--url", f"sqlite:///{path}", "list", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"No sessions: {path} does not exist yet.\n"
+    assert not path.exists()
 
 
 def test_an_unknown_session_on_sqlite(sqlite_url: str, tmp_path: Path) -> None:

@@ -32,6 +32,18 @@ def test_plain_progress_of_sessions_without_items_counts_sessions() -> None:
     )
 
 
+def test_plain_progress_of_a_job_that_counts_sessions_only_leaves_items_out() -> None:
+    stream = io.StringIO()
+    progress = PlainProgress(stream, items=False)
+    progress.start(sessions=2, items=0)
+    progress.advance(1, 0)
+    progress.advance(1, 0)
+    last = stream.getvalue().splitlines()[-1]
+    assert last.startswith("  2/2 sessions (")
+    assert last.endswith(" sessions/s, done)")
+    assert "items" not in stream.getvalue()
+
+
 def test_off_a_terminal_progress_is_plain() -> None:
     assert isinstance(open_progress(io.StringIO()), PlainProgress)
 

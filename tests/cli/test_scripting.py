@@ -9,6 +9,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.cli.support import CONVERSATION, run_cli, seed, stored_records
 from turnstore import open_store
 
@@ -172,8 +174,8 @@ def test_migrate_json_and_dry_run(store_url: str, tmp_path: Path) -> None:
     target = f"sqlite:///{tmp_path / 'copy.db'}"
     dry = run_cli("migrate", "--dry-run", store_url, target, "--json", cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr
-    assert json.loads(dry.stdout)["sessions"] == 5
-    assert json.loads(dry.stdout)["dry_run"] is True
+    report = json.loads(dry.stdout)
+    assert (report["sessions"], report["created"], report["dry_run"]) == (5, 5, True)
     assert not (tmp_path / "copy.db").exists()
     real = run_cli("migrate", store_url, target, "--json", cwd=tmp_path)
     assert real.returncode == 0, real.stderr
@@ -187,4 +189,55 @@ def test_migrate_dry_run_in_words(store_url: str, tmp_path: Path) -> None:
     target = f"sqlite:///{tmp_path / 'copy.db'}"
     result = run_cli("migrate", "--dry-run", store_url, target, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "Would copy 5 sessions (10 items); nothing was written (dry run)." in result.stdout
+    assert result.stdout.splitlines()[-1] == (
+        "Would copy 5 of 5 sessions: 5 to create, 0 to replace, 0 already there "
+        "(10 items read); nothing was written (dry run)."
+    )
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def destination_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'destination.db'}"
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
+def test_migrate_dry_run_after_a_finished_migration_would_copy_nothing(
+    sqlite_url: str, destination_url: str, tmp_path: Path
+) -> None:
+    seed_five(sqlite_url)
+    assert run_cli("migrate", sqlite_url, destination_url, cwd=tmp_path).returncode == 0
+    result = run_cli("migrate", "--dry-run", sqlite_url, destination_url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == (
+        "Would copy 0 of 5 sessions: 0 to create, 0 to replace, 5 already there "
+        "(10 items read); nothing was written (dry run)."
+    )
+
+
+def test_migrate_dry_run_counts_what_the_destination_lacks_or_holds_differently(
+    sqlite_url: str, destination_url: str, tmp_path: Path
+) -> None:
+    seed_five(sqlite_url)
+    assert run_cli("migrate", sqlite_url, destination_url, cwd=tmp_path).returncode == 0
+    seed(sqlite_url, [("s5", CONVERSATION[:1], {})])  # new in the source: to create
+
+    async def drift() -> None:
+        async with open_store(sqlite_url) as source:
+            await source.session("s1").add_items([{"role": "user", "content": "more"}])
+        async with open_store(destination_url) as destination:
+            assert await destination.delete_session("s2")  # gone from it: to create again
+
+    asyncio.run(drift())
+    before = stored_records(destination_url)
+    result = run_cli("migrate", "--dry-run", sqlite_url, destination_url, "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    counts = {name: report[name] for name in ("sessions", "created", "replaced", "unchanged")}
+    assert counts == {"sessions": 6, "created": 2, "replaced": 1, "unchanged": 3}
+    assert report["dry_run"] is True
+    assert stored_records(destination_url) == before  # nothing was written
+    real = run_cli("migrate", sqlite_url, destination_url, "--json", cwd=tmp_path)
+    done = json.loads(real.stdout)
+    assert {name: done[name] for name in counts} == counts  # what the dry run said

@@ -140,3 +140,53 @@ def test_follow_json_prints_one_item_per_line(store_url: str, tmp_path: Path) ->
         stop(process)
     lines = [json.loads(line) for line in seen.splitlines() if line.strip()]
     assert lines == [first, later]
+
+
+def replace(url: str, session_id: str, items: list[dict[str, Any]]) -> None:
+    async def write() -> None:
+        async with open_store(url) as store:
+            await store.session(session_id).replace_items(items)
+
+    asyncio.run(write())
+
+
+def test_follow_prints_an_item_that_took_the_place_of_a_popped_one(
+    store_url: str, tmp_path: Path
+) -> None:
+    question = {"role": "user", "content": "first question"}
+    seed(store_url, [("live", [question, {"role": "assistant", "content": "draft answer"}], {})])
+    process = follow(store_url, cwd=tmp_path)
+    try:
+        assert process.stdout is not None
+        printed = Lines(process.stdout)
+        printed.until("following", 30)
+        # A pop and an add in one step: the item count is the same as before.
+        replace(store_url, "live", [question, {"role": "assistant", "content": "final answer"}])
+        shown = printed.until("final answer", 15)
+    finally:
+        stop(process)
+    assert "(the items shown last were removed or replaced)" in shown
+
+
+def test_follow_prints_nothing_for_a_change_of_metadata_alone(
+    store_url: str, tmp_path: Path
+) -> None:
+    seed(store_url, [("live", [{"role": "user", "content": "first question"}], {})])
+    process = follow(store_url, cwd=tmp_path)
+    try:
+        assert process.stdout is not None
+        printed = Lines(process.stdout)
+        printed.until("following", 30)
+
+        async def tag() -> None:
+            async with open_store(store_url) as store:
+                await store.session("live").update_metadata({"seen": "yes"})
+
+        asyncio.run(tag())
+        add(store_url, "live", [{"role": "assistant", "content": "a later answer"}])
+        shown = printed.until("a later answer", 15)
+    finally:
+        stop(process)
+    after = shown.split("following", 1)[1]
+    assert "removed or replaced" not in after
+    assert after.count("first question") == 0

@@ -30,6 +30,8 @@ COMMANDS = [
     ["delete", "gone"],
     ["purge"],
 ]
+#: The exit code each command must end with (`delete gone`: no such session).
+EXPECTED_CODE = {"delete": 1}
 
 
 def probe(url: str, args: list[str], cwd: Path) -> dict[str, object]:
@@ -57,7 +59,7 @@ def test_sqlite_commands_import_neither_the_sdk_nor_redis(
     seeded_sqlite: str, args: list[str], tmp_path: Path
 ) -> None:
     report = probe(seeded_sqlite, args, tmp_path)
-    assert report["code"] in (0, 1), report  # `delete gone` exits 1: no such session
+    assert report["code"] == EXPECTED_CODE.get(args[0], 0), report
     assert report["loaded"] == []
     assert "turnstore.redis" not in report["backends"]
 
@@ -68,7 +70,7 @@ def test_redis_commands_import_neither_the_sdk_nor_sqlite(
 ) -> None:
     seed(redis_url, [("s1", CONVERSATION, {})])
     report = probe(redis_url, args, tmp_path)
-    assert report["code"] in (0, 1), report
+    assert report["code"] == EXPECTED_CODE.get(args[0], 0), report
     assert "agents" not in report["loaded"]
     assert "turnstore.sqlite" not in report["backends"]
 

@@ -56,6 +56,7 @@ async def run_delete(ctx: Context, args: argparse.Namespace) -> int:
             "delete needs session IDs or a condition (--meta KEY=VALUE, --older-than AGE); "
             "nothing was deleted"
         )
+    ctx.require_directory()
     missing: list[str] = []
     removed: list[str] = []
     matched = deleted = 0
@@ -107,16 +108,17 @@ async def run_delete(ctx: Context, args: argparse.Namespace) -> int:
 
 async def run_purge(ctx: Context, args: argparse.Namespace) -> int:
     """Remove expired sessions (or count them) and say how many there were."""
+    ctx.require_directory()
     if ctx.missing_database() is not None:
         expired = removed = 0
     elif args.dry_run:
-        count_expired = getattr(ctx.store, "count_expired", None)
-        if count_expired is None:
+        try:
+            expired, removed = await ctx.store.count_expired(), 0
+        except NotImplementedError:
             raise CommandError(
                 f"{ctx.shown_url}: this store cannot count expired sessions without removing "
                 "them; run purge without --dry-run"
-            )
-        expired, removed = int(await count_expired()), 0
+            ) from None
     else:
         removed = await ctx.store.purge_expired()
         expired = removed
@@ -138,6 +140,7 @@ async def run_reindex(ctx: Context, args: argparse.Namespace) -> int:
     Calls `store.reindex(progress=...)`, which reports the sessions indexed so far; a store
     opened without `index_metadata` has no index to build (exit 1).
     """
+    ctx.require_directory()
     reindex = getattr(ctx.store, "reindex", None)
     if reindex is None or not getattr(ctx.store, "index_metadata", ()):
         raise CommandError(
@@ -148,7 +151,7 @@ async def run_reindex(ctx: Context, args: argparse.Namespace) -> int:
         indexed = 0
     else:
         total = await ctx.store.count_sessions()
-        bar = open_progress(sys.stderr if ctx.json else sys.stdout)
+        bar = open_progress(sys.stderr if ctx.json else sys.stdout, items=False)
         bar.start(total, 0)
 
         reported = 0
@@ -215,6 +218,7 @@ def _when(when: datetime | None) -> str:
 
 async def run_stats(ctx: Context, args: argparse.Namespace) -> int:
     """Print the store's counts, as aligned lines or a JSON object."""
+    ctx.require_directory()
     empty = StoreStats(0, 0, None, None, 0)
     stats = empty if ctx.missing_database() is not None else await collect_stats(ctx)
     if ctx.json:

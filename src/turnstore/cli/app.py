@@ -20,9 +20,10 @@ import sys
 import textwrap
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from .. import __version__
+from ..backend import watch_answers
 from ..errors import ConfigurationError
 from ..store import DEFAULT_URL
 from .context import DEFAULT_TIMEOUT, CommandError, Context, UsageError
@@ -97,23 +98,62 @@ _INVALID_CHOICE = re.compile(
 class ForgivingParser(argparse.ArgumentParser):
     """argparse, answering a mistake with this command's usage and a "did you mean"."""
 
-    #: The commands listed in the help (hidden ones are not suggested either).
-    visible_commands: tuple[str, ...] = ()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        #: Every argument added to this parser, as `add_argument` returned it (an option
+        #: added to a group is recorded by whoever adds it): the table that suggestions and
+        #: the completion scripts are made from.
+        self.registered: list[argparse.Action] = []
+        #: The commands listed in the help (hidden ones are not suggested either), and the
+        #: parser of every command, hidden ones included.
+        self.visible_commands: tuple[str, ...] = ()
+        self.subcommands: dict[str, ForgivingParser] = {}
+        #: The arguments being parsed (set by `parse`), for the hint about a stray option.
+        self.typed: list[str] = []
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.registered.append(action)
+        return action
+
+    def option_strings(self) -> list[str]:
+        return [s for action in self.registered for s in action.option_strings]
+
+    def _stray_option(self, command_word: str) -> str | None:
+        """An option this parser does not know, typed before `command_word`.
+
+        argparse sets an unknown option aside and takes its value (`--tiemout 3`) for the
+        command, so the option is what the operator got wrong, not the command.
+        """
+        before = self.typed[: self.typed.index(command_word)] if command_word in self.typed else []
+        known = self.option_strings()
+        for word in before:
+            name = word.split("=", 1)[0]
+            # argparse takes a unique prefix of an option for the option (--time).
+            if name.startswith("-") and not any(option.startswith(name) for option in known):
+                return name
+        return None
 
     def error(self, message: str) -> NoReturn:
         found = _INVALID_CHOICE.match(message)
         if found is not None and found["arg"] == "COMMAND":
             word = found["word"]
-            message = (
-                f"unknown command {word!r}{_suggestion(word, self.visible_commands)} "
-                f"(commands: {', '.join(self.visible_commands)})"
-            )
+            stray = self._stray_option(word)
+            if stray is not None:
+                message = (
+                    f"unrecognized option {stray!r}{_suggestion(stray, self.option_strings())}"
+                )
+            else:
+                message = (
+                    f"unknown command {word!r}{_suggestion(word, self.visible_commands)} "
+                    f"(commands: {', '.join(self.visible_commands)})"
+                )
         elif found is not None:
             arg = found["arg"]
             action = next(
                 (
                     a
-                    for a in self._actions
+                    for a in self.registered
                     if arg in ("/".join(a.option_strings), a.metavar, a.dest)
                 ),
                 None,
@@ -129,7 +169,7 @@ class ForgivingParser(argparse.ArgumentParser):
 
     def unknown_options(self, extras: Sequence[str]) -> NoReturn:
         """Refuse arguments this command does not take, suggesting the closest option."""
-        options = [s for action in self._actions for s in action.option_strings]
+        options = self.option_strings()
         hint = ""
         for extra in extras:
             if extra.startswith("-"):
@@ -200,7 +240,8 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         metavar="S",
         default=default(DEFAULT_TIMEOUT),
         help=(
-            f"give up after S seconds without an answer or progress (default: {DEFAULT_TIMEOUT:g})"
+            "give up after S seconds without an answer from the store "
+            f"(default: {DEFAULT_TIMEOUT:g})"
         ),
     )
     parser.add_argument(
@@ -248,7 +289,8 @@ def build_parser() -> ForgivingParser:
         epilog: str | None = None,
         opens_store: bool = True,
         read_only: bool = False,
-    ) -> argparse.ArgumentParser:
+    ) -> ForgivingParser:
+        sub: ForgivingParser
         if summary is None:  # added without `help`, a command is left out of the listing
             sub = commands.add_parser(name)
         else:
@@ -262,6 +304,7 @@ def build_parser() -> ForgivingParser:
             )
         _global_options(sub, top=False)
         sub.set_defaults(handler=handler, opens_store=opens_store, read_only=read_only)
+        parser.subcommands[name] = sub
         return sub
 
     demo = command(
@@ -302,8 +345,10 @@ def build_parser() -> ForgivingParser:
         help="only sessions whose metadata has this pair (repeatable; all must match)",
     )
     pages = listing.add_mutually_exclusive_group()
-    pages.add_argument("--cursor", metavar="C", help="the page after cursor C (as printed)")
-    pages.add_argument("--all", action="store_true", help="every session, page after page")
+    listing.registered += [
+        pages.add_argument("--cursor", metavar="C", help="the page after cursor C (as printed)"),
+        pages.add_argument("--all", action="store_true", help="every session, page after page"),
+    ]
 
     show = command(
         "show",
@@ -468,7 +513,6 @@ def build_parser() -> ForgivingParser:
     ids.add_argument("prefix", nargs="?", default="")
 
     parser.visible_commands = tuple(visible)
-    parser.subcommands = dict(commands.choices)  # type: ignore[attr-defined]
     return parser
 
 
@@ -476,11 +520,12 @@ def build_parser() -> ForgivingParser:
 
 
 class TimedOut(Exception):
-    """The command went `timeout` seconds without progress."""
+    """The command went `timeout` seconds without progress, waiting for the store `where`."""
 
-    def __init__(self, seconds: float, *, unwound: bool) -> None:
+    def __init__(self, seconds: float, where: str, *, unwound: bool) -> None:
         super().__init__(seconds)
         self.seconds = seconds
+        self.where = where
         #: False when the command did not stop when asked: the process must end now.
         self.unwound = unwound
 
@@ -500,11 +545,18 @@ async def _invoke(ctx: Context, args: argparse.Namespace, handler: Handler) -> i
 
 
 async def _run(ctx: Context, args: argparse.Namespace) -> int:
-    """Run the command; stop it once `ctx.timeout` seconds pass without progress."""
+    """Run the command; stop it once `ctx.timeout` seconds pass without progress.
+
+    Progress is every answer a store gives (`request_answered`: a page, a batch, a
+    transaction) and every step a command reports itself: a purge of a million sessions
+    runs as long as each of its requests is answered in time, and a server that stops
+    answering ends the command `timeout` seconds after its last answer.
+    """
     loop = asyncio.get_running_loop()
     handler = _handler(args.handler)  # imported before the clock starts (the demo's SDK)
     ctx.progress()
-    task = asyncio.ensure_future(_invoke(ctx, args, handler))
+    with watch_answers(ctx.progress):  # the task keeps the listener: it starts in here
+        task = asyncio.ensure_future(_invoke(ctx, args, handler))
     try:
         while True:
             remaining = ctx.deadline - loop.time()
@@ -513,9 +565,10 @@ async def _run(ctx: Context, args: argparse.Namespace) -> int:
             done, _ = await asyncio.wait({task}, timeout=remaining)
             if done:
                 return task.result()
+        where = ctx.waited_for()  # before the command unwinds and stops waiting
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=GRACE)
-        raise TimedOut(ctx.timeout, unwound=bool(done))
+        raise TimedOut(ctx.timeout, where, unwound=bool(done))
     except asyncio.CancelledError:
         task.cancel()  # Ctrl-C: asyncio.run cancels us; the command stops with us
         raise
@@ -538,10 +591,10 @@ def _message(exc: BaseException) -> str:
 
 def parse(parser: ForgivingParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse; an option the command does not take is refused by the command's own parser."""
-    args, extras = parser.parse_known_args(argv)
+    parser.typed = list(sys.argv[1:] if argv is None else argv)
+    args, extras = parser.parse_known_args(parser.typed)
     if extras:
-        subcommands: dict[str, ForgivingParser] = parser.subcommands  # type: ignore[attr-defined]
-        owner = subcommands.get(getattr(args, "command", None) or "", parser)
+        owner = parser.subcommands.get(getattr(args, "command", None) or "", parser)
         owner.unknown_options(extras)
     return args
 
@@ -587,7 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(_message(exc), EXIT_ERROR)
     except TimedOut as exc:
         code = fail(
-            f"{ctx.shown_url}: no answer within {exc.seconds:g} s (--timeout {exc.seconds:g})",
+            f"{exc.where}: no answer within {exc.seconds:g} s (--timeout {exc.seconds:g})",
             EXIT_ERROR,
         )
         if not exc.unwound:

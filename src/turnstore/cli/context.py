@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,9 @@ class Context:
     json: bool = False
     #: The event loop time at which the command is stopped unless it makes progress.
     deadline: float = field(default=float("inf"))
+    #: Names the store the command is waiting for (`migrate` has two), for the time-out
+    #: message; None: the store at `url`.
+    waiting_on: Callable[[], str] | None = None
     _store: SessionStore | None = field(default=None, repr=False)
 
     @property
@@ -112,6 +116,10 @@ class Context:
         """The URL as it may be printed: any password replaced by `***`."""
         return mask_url(self.url)
 
+    def waited_for(self) -> str:
+        """The store the command is waiting for, as it may be printed."""
+        return self.waiting_on() if self.waiting_on is not None else self.shown_url
+
     @property
     def database_file(self) -> Path | None:
         return sqlite_file(self.store)
@@ -136,3 +144,15 @@ class Context:
         """The SQLite file's directory when it does not exist (a write would fail)."""
         path = self.database_file
         return path.parent if path is not None and not path.parent.is_dir() else None
+
+    def require_directory(self) -> None:
+        """`CommandError` when the SQLite file's directory does not exist.
+
+        A missing file in an existing directory is an empty store not written yet; a
+        missing directory is a mistyped path, which "no sessions" or "deleted 0" would hide.
+        """
+        folder = self.missing_directory()
+        if folder is not None:
+            raise CommandError(
+                f"cannot open {self.database_file}: the directory {folder} does not exist"
+            )

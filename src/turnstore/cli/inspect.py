@@ -6,7 +6,8 @@ JSON shapes:
   `{"session_id", "item_count", "created_at", "updated_at", "expires_at", "metadata"}`;
   with `--all`, every session and `next_cursor` null.
 - `show --json`: the session's items, a JSON array, as stored. With `--follow`: JSON Lines,
-  one item per line, the existing ones first, then each new one as it arrives.
+  one item per line, the existing ones first, then each new one as it arrives (after a pop
+  and an add between two polls, the newest items as they are then).
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ def session_json(info: SessionInfo) -> dict[str, Any]:
 
 async def run_list(ctx: Context, args: argparse.Namespace) -> int:
     """Print a table (or a JSON object) of sessions, newest first."""
+    ctx.require_directory()
     out = ctx.out
     metadata = dict(args.meta or []) or None
     if ctx.missing_database() is not None:
@@ -163,6 +165,7 @@ async def run_list(ctx: Context, args: argparse.Namespace) -> int:
 
 async def run_show(ctx: Context, args: argparse.Namespace) -> int:
     """Print one session's conversation (or its items as JSON); `--follow` keeps at it."""
+    ctx.require_directory()
     out = ctx.out
     missing = ctx.missing_database()
     if missing is not None:
@@ -186,43 +189,69 @@ async def run_show(ctx: Context, args: argparse.Namespace) -> int:
             out.line()
         out.lines(conversation_lines(items, out, cut=cut))
     if args.follow:
-        await follow(ctx, args.session_id, info.item_count, cut=cut)
+        await follow(ctx, args.session_id, info, items[-1] if items else None, cut=cut)
     return 0
 
 
-async def follow(ctx: Context, session_id: str, seen: int, *, cut: bool) -> None:
-    """Print items added after the first `seen`, as they arrive, until cancelled (Ctrl-C).
+async def follow(
+    ctx: Context, session_id: str, info: SessionInfo, newest: Any, *, cut: bool
+) -> None:
+    """Print items added after those of `info` (whose newest item is `newest`), as they
+    arrive, until cancelled (Ctrl-C).
 
     Polls the session's info (one cheap read: no items) with a backoff while nothing
-    changes; a history that shrank (popped, replaced, cleared) is said, not re-printed.
+    changes. A change is a new item count or a new update time; then the items after the
+    last one seen are read, with that one: if it is no longer what was shown (a pop and an
+    add between two polls, a replaced history), that is said and the newest items are
+    printed all the same. A history that shrank (popped, replaced, cleared) is said, not
+    re-printed; a change of metadata alone prints nothing.
     """
     out = ctx.out
     if not ctx.json:
         out.line(out.style("(following: new items appear below; Ctrl-C stops)", "dim"))
     out.flush()
     delay = FOLLOW_FASTEST
+    seen, updated = info.item_count, info.updated_at
     gone = False
     while True:
         await asyncio.sleep(delay)
-        info = await ctx.store.get_info(session_id)
+        now = await ctx.store.get_info(session_id)
         ctx.progress()  # each answered poll: the time budget bounds one poll, not the watch
         delay = min(delay * 2, FOLLOW_SLOWEST)
-        if info is None:
+        if now is None:
             if not gone and not ctx.json:
                 out.line(out.style("(the session no longer exists)", "dim"))
                 out.flush()
-            gone, seen = True, 0
+            gone, seen, newest = True, 0, None
             continue
         gone = False
-        if info.item_count < seen:
+        if now.item_count == seen and now.updated_at == updated:
+            continue
+        updated = now.updated_at
+        if now.item_count < seen:
             if not ctx.json:
-                out.line(out.style(f"({seen - info.item_count} item(s) removed)", "dim"))
-            seen = info.item_count
-        elif info.item_count > seen:
-            new = await _items(ctx.store, session_id, info.item_count - seen)
-            if not new:
-                continue
-            seen = info.item_count
+                out.line(out.style(f"({seen - now.item_count} item(s) removed)", "dim"))
+            seen = now.item_count
+            tail = await _items(ctx.store, session_id, 1) if seen else []
+            newest = tail[-1] if tail else None
+            out.flush()
+            continue
+        # The items after the last one seen, and that one (when there was one) to check that
+        # the history still goes on from it.
+        wanted = now.item_count - seen + (1 if seen else 0)
+        tail = await _items(ctx.store, session_id, wanted) if wanted else []
+        if not tail:
+            continue
+        if seen and tail[0] == newest:
+            new = tail[1:]
+        elif seen:
+            new = tail  # what was shown last is gone: the newest items, as they are now
+            if not ctx.json:
+                out.line(out.style("(the items shown last were removed or replaced)", "dim"))
+        else:
+            new = tail
+        seen, newest = now.item_count, tail[-1]
+        if new:
             if ctx.json:
                 for item in new:
                     out.line(json.dumps(item, ensure_ascii=False))

@@ -8,10 +8,15 @@ the batches already started finish, so every session counted as done was copied 
 verified; a rerun skips what was copied and finishes the rest; nothing is ever copied twice
 or left half copied.
 
+`--dry-run` reads every session and compares it with the destination as a copy would
+(`import_sessions(..., dry_run=True)`: the same validation and content digests), counting
+what would be created, replaced or left alone, and writes nothing (not even a new SQLite
+file: an empty store stands in for it).
+
 The readers of the source layouts are in `turnstore.migration`. `--json` prints one object
 at the end: `{"sessions", "items", "created", "replaced", "unchanged", "expired", "gone",
-"verified", "corrupt", "not_carried", "failed", "mismatched", "dry_run"}` (a dry run fills
-`sessions` and `items` only).
+"verified", "corrupt", "not_carried", "failed", "mismatched", "dry_run"}` (a dry run counts
+what it would do: `created`, `replaced`, `unchanged` and `expired`; `verified` stays 0).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from typing import Any, TypeVar
 
 from ..errors import ConfigurationError, InvalidItemError
 from ..migration import PlannedSession, SourceLayout, open_source
-from ..records import SessionRecord, export_sessions, import_sessions
+from ..records import ImportResult, SessionRecord, export_sessions, import_sessions
 from ..store import SessionStore, open_store
 from ..urls import mask_url
 from .batches import in_batches, run_batches
@@ -98,6 +103,18 @@ class Migration:
         self.scrub = scrub
         self.tally = MigrationTally()
         self.dry_run = False
+        #: True when a dry run found no destination file (it is not created).
+        self.destination_empty = False
+        #: The calls waiting for a store: when each started, and on which side.
+        self._waiting: dict[object, tuple[float, str]] = {}
+        self._last_side = "source"
+
+    def waiting_on(self) -> str:
+        """The side (and its URL) of the call that has waited longest, for a time-out
+        message; the side last asked when no call is waiting."""
+        side = min(self._waiting.values())[1] if self._waiting else self._last_side
+        shown = self.source.shown_url if side == "source" else self.dst_shown
+        return f"{side}: {shown}"
 
     def warn(self, text: str) -> None:
         sys.stdout.flush()  # keep the order of both streams when they go to one place
@@ -106,6 +123,9 @@ class Migration:
 
     async def _guard(self, side: str, work: Awaitable[T]) -> T:
         """Run `work`; a failure of the store becomes one message naming the side and URL."""
+        call = object()
+        self._waiting[call] = (time.monotonic(), side)
+        self._last_side = side
         try:
             return await work
         except ConfigurationError:
@@ -115,6 +135,8 @@ class Migration:
                 raise
             url = self.source.url if side == "source" else self.dst_url
             raise CommandError(f"{side}: {describe(exc, url)}") from None
+        finally:
+            del self._waiting[call]
 
     async def plan(self) -> list[PlannedSession]:
         planned = await self._guard("source", self.source.plan())
@@ -126,13 +148,15 @@ class Migration:
         dst_file = sqlite_file(self.destination)
         if dst_file is None or dst_file.exists() or not self.dry_run:
             await self._guard("destination", self.destination.count_sessions())
+        else:
+            self.destination_empty = True  # a dry run into a file not created yet
         # Least recently updated first: the copies' update times come out in nearly the same
         # order (they are the times of the copies, whose milliseconds may tie).
         planned.sort(key=lambda p: (p.updated, p.session_id))
         return planned
 
-    async def copy(self, batch: Sequence[PlannedSession]) -> None:
-        """Copy a batch of sessions: read together, written together, read back together."""
+    async def read(self, batch: Sequence[PlannedSession]) -> list[SessionRecord]:
+        """The batch's sessions as read from the source; what cannot be carried is said."""
         tally = self.tally
         found = await self._guard("source", self.source.read_many(batch))
         records: list[SessionRecord] = []
@@ -153,7 +177,13 @@ class Migration:
                 )
             tally.corrupt += len(record.corrupt)
             records.append(record)
-        results = await self._guard("destination", import_sessions(self.destination, records))
+        return records
+
+    def count(
+        self, records: Sequence[SessionRecord], results: Sequence[ImportResult]
+    ) -> list[SessionRecord]:
+        """Count what the import did (or would do) with each record; the records written."""
+        tally = self.tally
         written: list[SessionRecord] = []
         for record, result in zip(records, results, strict=True):
             if isinstance(result, (InvalidItemError, ConfigurationError)):
@@ -162,10 +192,17 @@ class Migration:
                 continue
             tally.outcomes[result] += 1
             tally.items += len(record.items)
-            if result == "unchanged":
+            if result == "unchanged" and not self.dry_run:
                 tally.verified += 1  # just compared with the source
-            elif result != "expired":
+            elif result in ("created", "replaced"):
                 written.append(record)
+        return written
+
+    async def copy(self, batch: Sequence[PlannedSession]) -> None:
+        """Copy a batch of sessions: read together, written together, read back together."""
+        records = await self.read(batch)
+        results = await self._guard("destination", import_sessions(self.destination, records))
+        written = self.count(records, results)
         if written:
             copies = await self._guard(
                 "destination",
@@ -173,6 +210,22 @@ class Migration:
             )
             for record, copy in zip(written, copies, strict=True):
                 self.verify(record, copy)
+
+    async def preview(self, batch: Sequence[PlannedSession]) -> None:
+        """What `copy` would do with a batch: the same reads, validation and comparison
+        with the destination (the digests a real copy compares), and no write."""
+        records = await self.read(batch)
+        if self.destination_empty:
+            from ..memory import MemoryStore
+
+            # An empty store stands in for a destination file that does not exist yet.
+            async with MemoryStore() as empty:
+                results = await import_sessions(empty, records, dry_run=True)
+        else:
+            results = await self._guard(
+                "destination", import_sessions(self.destination, records, dry_run=True)
+            )
+        self.count(records, results)
 
     def verify(self, record: SessionRecord, copy: SessionRecord | None) -> None:
         """Compare a copy, as read back from the destination, with its source record."""
@@ -240,7 +293,10 @@ async def run_migrate(ctx: Context, args: argparse.Namespace) -> int:
         raise UsageError("migrate takes its stores as SRC_URL and DST_URL; --url does not apply")
     out = ctx.out
     scrub = Scrubber(args.src_url, args.dst_url)
-    source = open_source(args.from_layout, args.src_url)
+    # Both stores get the time budget: each call to either waits at most --timeout.
+    source = open_source(
+        args.from_layout, args.src_url, **store_time_budget(args.src_url, ctx.timeout)
+    )
     try:
         options = store_time_budget(args.dst_url, ctx.timeout)
         if args.dry_run:  # nothing is written, not even a new SQLite file
@@ -251,6 +307,7 @@ async def run_migrate(ctx: Context, args: argparse.Namespace) -> int:
         raise
     migration = Migration(source, destination, args.dst_url, scrub)
     migration.dry_run = args.dry_run
+    ctx.waiting_on = migration.waiting_on
     tally = migration.tally
     try:
         verb = "Would migrate" if args.dry_run else "Migrating"
@@ -261,32 +318,27 @@ async def run_migrate(ctx: Context, args: argparse.Namespace) -> int:
         planned = await migration.plan()
         ctx.progress()
         total_items = sum(p.item_count for p in planned)
-        if args.dry_run or not planned:
+        if not planned:
             if ctx.json:
-                out.json(
-                    tally.as_json(dry_run=args.dry_run, sessions=len(planned), items=total_items)
-                )
-            elif not planned:
-                out.line("Nothing to copy: the source holds no sessions.")
+                out.json(tally.as_json(dry_run=args.dry_run, sessions=0, items=0))
             else:
-                out.line(
-                    f"Would copy {_plural(len(planned), 'session')} "
-                    f"({_plural(total_items, 'item')}); nothing was written (dry run)."
-                )
+                out.line("Nothing to copy: the source holds no sessions.")
             return 0
         if not ctx.json:
             out.line(f"Found {_plural(len(planned), 'session')}, {_plural(total_items, 'item')}.")
         out.flush()
         started = time.monotonic()
-        stop_after = _stop_after()
+        stop_after = None if args.dry_run else _stop_after()
         progress = open_progress(sys.stderr if ctx.json else sys.stdout)
         progress.start(len(planned), total_items)
         stop = StopRequest()
         stop.install()
+        # A dry run reads and compares every session as a copy would, and writes nothing.
+        work = migration.preview if args.dry_run else migration.copy
         # The testing hook stops as an interruption would, once that many sessions are done.
         todo = planned if stop_after is None else planned[:stop_after]
         try:
-            runs = run_batches(in_batches(todo), migration.copy, stop=lambda: stop.requested)
+            runs = run_batches(in_batches(todo), work, stop=lambda: stop.requested)
             async with aclosing(runs):
                 async for batch, _ in runs:
                     ctx.progress()  # --timeout bounds one batch's copy, not the migration
@@ -297,32 +349,48 @@ async def run_migrate(ctx: Context, args: argparse.Namespace) -> int:
         except (KeyboardInterrupt, asyncio.CancelledError):
             stop.uninstall()
             progress.finish()
-            migration.warn(
-                f"interrupted after {tally.done:,} of {_plural(len(planned), 'session')}; run "
-                "the same command again to resume (what was copied is not copied again)"
-            )
+            if args.dry_run:
+                migration.warn(
+                    f"interrupted after {tally.done:,} of {_plural(len(planned), 'session')} "
+                    "(dry run: nothing was written)"
+                )
+            else:
+                migration.warn(
+                    f"interrupted after {tally.done:,} of {_plural(len(planned), 'session')}; "
+                    "run the same command again to resume (what was copied is not copied again)"
+                )
             raise
         stop.uninstall()
         progress.finish()
         elapsed = time.monotonic() - started
         if ctx.json:
-            out.json(tally.as_json(dry_run=False, sessions=tally.done, items=tally.items))
+            out.json(tally.as_json(dry_run=args.dry_run, sessions=tally.done, items=tally.items))
             return 1 if tally.problems else 0
-        outcomes = ", ".join(
-            f"{count:,} {word}"
-            for word, count in (
-                ("created", tally.outcomes["created"]),
-                ("replaced", tally.outcomes["replaced"]),
-                ("already there", tally.outcomes["unchanged"]),
+        created, replaced = tally.outcomes["created"], tally.outcomes["replaced"]
+        if args.dry_run:
+            out.line(
+                f"Would copy {created + replaced:,} of {_plural(tally.done, 'session')}: "
+                f"{created:,} to create, {replaced:,} to replace, "
+                f"{tally.outcomes['unchanged']:,} already there ({_plural(tally.items, 'item')} "
+                "read); nothing was written (dry run)."
             )
-        )
-        out.line(
-            f"Copied {_plural(tally.done, 'session')} ({_plural(tally.items, 'item')}) "
-            f"in {elapsed:.1f} s: {outcomes}; {tally.verified:,} verified."
-        )
+        else:
+            outcomes = ", ".join(
+                f"{count:,} {word}"
+                for word, count in (
+                    ("created", created),
+                    ("replaced", replaced),
+                    ("already there", tally.outcomes["unchanged"]),
+                )
+            )
+            out.line(
+                f"Copied {_plural(tally.done, 'session')} ({_plural(tally.items, 'item')}) "
+                f"in {elapsed:.1f} s: {outcomes}; {tally.verified:,} verified."
+            )
         notes = []
         if tally.outcomes["expired"]:
-            notes.append(f"{tally.outcomes['expired']:,} skipped (expired)")
+            skipped = "would be skipped" if args.dry_run else "skipped"
+            notes.append(f"{tally.outcomes['expired']:,} {skipped} (expired)")
         if tally.gone:
             notes.append(f"{tally.gone:,} gone from the source meanwhile")
         if notes:

@@ -2,7 +2,8 @@
 
 The bar is `rich`'s, imported lazily as in render.py; without `rich` (or off a terminal) the
 same numbers are printed as a line now and then. Both show sessions and items done out of
-the total, the rate in items per second and the time left.
+the total, the rate in items per second and the time left; a job that counts sessions only
+(`reindex`: `items=False`) shows sessions and sessions per second.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ def format_duration(seconds: float) -> str:
 class PlainProgress:
     """A line now and then: `12/40 sessions, 1,234/5,678 items (2,345 items/s, ETA 0:00:02)`."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, *, items: bool = True) -> None:
         self.stream = stream
+        self.counts_items = items
         self.sessions = self.items = 0
         self.total_sessions = self.total_items = 0
         self.started = self.last_line = 0.0
@@ -53,7 +55,6 @@ class PlainProgress:
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-6)
-        rate = self.items / elapsed
         fraction = self._fraction()
         if fraction >= 1:
             eta = "done"
@@ -61,9 +62,12 @@ class PlainProgress:
             eta = f"ETA {format_duration(elapsed * (1 - fraction) / fraction)}"
         else:
             eta = "ETA -"
+        done = f"  {self.sessions:,}/{self.total_sessions:,} sessions"
+        if not self.counts_items:
+            return f"{done} ({self.sessions / elapsed:,.0f} sessions/s, {eta})"
         return (
-            f"  {self.sessions:,}/{self.total_sessions:,} sessions, "
-            f"{self.items:,}/{self.total_items:,} items ({rate:,.0f} items/s, {eta})"
+            f"{done}, {self.items:,}/{self.total_items:,} items "
+            f"({self.items / elapsed:,.0f} items/s, {eta})"
         )
 
     def advance(self, sessions: int, items: int) -> None:
@@ -83,7 +87,7 @@ class PlainProgress:
 class RichProgress:
     """Two live bars (sessions, items) with counts, rate and time left."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, *, items: bool = True) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -112,28 +116,32 @@ class RichProgress:
             console=Console(file=stream),
             redirect_stderr=True,  # problems reported meanwhile print above the bars
         )
+        self.counts_items = items
         self._sessions: Any = None
         self._items: Any = None
 
     def start(self, sessions: int, items: int) -> None:
         self._sessions = self._bars.add_task("sessions", total=sessions, unit="sessions")
-        self._items = self._bars.add_task("items", total=items, unit="items")
+        if self.counts_items:
+            self._items = self._bars.add_task("items", total=items, unit="items")
         self._bars.start()
 
     def advance(self, sessions: int, items: int) -> None:
         self._bars.advance(self._sessions, sessions)
-        self._bars.advance(self._items, items)
+        if self._items is not None:
+            self._bars.advance(self._items, items)
 
     def finish(self) -> None:
         self._bars.stop()
 
 
-def open_progress(stream: TextIO) -> Progress:
-    """The bar when `stream` is a terminal and `rich` is installed, plain lines otherwise."""
+def open_progress(stream: TextIO, *, items: bool = True) -> Progress:
+    """The bar when `stream` is a terminal and `rich` is installed, plain lines otherwise;
+    `items=False` for a job that counts sessions only."""
     isatty = getattr(stream, "isatty", None)
     if isatty is not None and isatty():
         try:
-            return RichProgress(stream)
+            return RichProgress(stream, items=items)
         except ImportError:
             pass
-    return PlainProgress(stream)
+    return PlainProgress(stream, items=items)

@@ -166,6 +166,7 @@ def _destination(path: str | None) -> Iterator[IO[bytes]]:
 
 async def run_export(ctx: Context, args: argparse.Namespace) -> int:
     """Write the named sessions (or every session) as JSON Lines."""
+    ctx.require_directory()
     wanted: list[str] = list(dict.fromkeys(args.session_ids))  # in order, once each
     missing: list[str] = []
     if ctx.missing_database() is not None:

@@ -258,6 +258,22 @@ async def test_purge_expired_removes_expired_sessions_and_counts_them(backend: B
     assert listed == keep[::-1]
 
 
+async def test_count_expired_counts_what_purge_would_remove_and_changes_nothing(
+    backend: Backend,
+) -> None:
+    await make_sessions(backend, 2)
+    await make_sessions(backend, 3, ttl=0.3)
+    await asyncio.sleep(0.6)
+    try:
+        counted = await backend.store.count_expired()
+    except NotImplementedError:
+        pytest.skip("this backend keeps BaseStore.count_expired (purge --dry-run cannot count)")
+    assert counted == 3
+    assert await backend.store.count_expired() == 3
+    assert await backend.store.purge_expired() == 3
+    assert await backend.store.count_expired() == 0
+
+
 async def test_an_expired_session_written_again_without_ttl_lives_on(backend: Backend) -> None:
     """The id of an expired session is reused before any purge ran: the new session has no
     deadline, so it is listed, counted and survives purges (none of the old deadline's

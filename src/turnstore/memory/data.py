@@ -406,6 +406,12 @@ class MemoryData:
             self._sweep(now_ms())
             return len(self._sessions) - len(self._expired)
 
+    def count_expired(self) -> int:
+        """Sessions past their deadline that `purge` would remove now (nothing changes)."""
+        with self._mutex:
+            self._sweep(now_ms())
+            return len(self._expired)
+
     def purge(self) -> int:
         with self._mutex:
             now = now_ms()

@@ -142,6 +142,11 @@ class MemoryStore(BaseStore):
     async def purge_expired(self) -> int:
         return self._data.purge()
 
+    async def count_expired(self) -> int:
+        """How many sessions `purge_expired` would remove now (nothing is changed)."""
+        self._check_open()
+        return self._data.count_expired()
+
     async def reindex(self, *, progress: Progress | None = None) -> int:
         """Index every session for the keys whose index is incomplete, in one atomic step
         (so an interruption leaves nothing half done); 0 when every index was complete."""

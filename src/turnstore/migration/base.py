@@ -73,24 +73,26 @@ def _scheme(url: str) -> str:
     return url.split("://", 1)[0].lower() if "://" in url else ""
 
 
-def open_source(layout: str, url: str) -> SourceLayout:
+def open_source(layout: str, url: str, **options: Any) -> SourceLayout:
     """The reader of `layout` at `url` (no I/O yet).
 
-    `ConfigurationError` for an unknown layout or a URL the layout cannot be read from.
+    `options` go to the store the reader opens (its time budget: `busy_timeout` for SQLite,
+    `timeout` for Redis, where each raw command of the Redis key readers is bounded by it
+    too). `ConfigurationError` for an unknown layout or a URL the layout cannot be read from.
     """
     scheme = _scheme(url)
     if layout == "own":
         from .own import OwnLayout
 
-        return OwnLayout(url)
+        return OwnLayout(url, **options)
     if layout == "sdk":
         if scheme == "sqlite":
             from .sdk_sqlite import SdkSQLiteLayout
 
-            return SdkSQLiteLayout(url)
+            return SdkSQLiteLayout(url, **options)
         from .sdk_redis import SdkRedisLayout
 
-        return SdkRedisLayout(url)
+        return SdkRedisLayout(url, **options)
     if layout == "openai-agents-redis":
         if scheme == "sqlite":
             raise ConfigurationError(
@@ -98,5 +100,5 @@ def open_source(layout: str, url: str) -> SourceLayout:
             )
         from .openai_agents_redis import OpenAgentsRedisLayout
 
-        return OpenAgentsRedisLayout(url)
+        return OpenAgentsRedisLayout(url, **options)
     raise ConfigurationError(f"unknown source layout {layout!r}; known: {', '.join(LAYOUTS)}")

@@ -16,8 +16,8 @@ class OpenAgentsRedisLayout(RedisKeysLayout):
     name = "openai-agents-redis"
     layout_params = ("session_prefix", "messages_prefix")
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
+    def __init__(self, url: str, **options: Any) -> None:
+        super().__init__(url, **options)
         self.session_prefix = self.params.get("session_prefix") or "agent_session"
         self.messages_prefix = self.params.get("messages_prefix") or "agent_messages"
 

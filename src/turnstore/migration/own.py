@@ -25,9 +25,9 @@ class OwnLayout(SourceLayout):
 
     name = "own"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url)
-        self.store: SessionStore = open_store(url, **read_only_options(url))
+        self.store: SessionStore = open_store(url, **options, **read_only_options(url))
 
     async def plan(self) -> list[PlannedSession]:
         planned: list[PlannedSession] = []

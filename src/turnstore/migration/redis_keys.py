@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
-from ..errors import ConfigurationError
+from ..backend import request_answered
+from ..errors import BackendUnavailableError, ConfigurationError
 from ..info import datetime_from_ms
 from ..records import decode_record_items
 from ..urls import mask_url
@@ -17,6 +19,10 @@ from .base import SourceLayout, SourceSession
 
 __all__ = ["RedisKeysLayout"]
 
+T = TypeVar("T")
+
+#: Seconds one command may wait for its answer unless the reader is given `timeout`.
+DEFAULT_TIMEOUT = 10.0
 #: Keys asked for per SCAN call, and commands per pipeline.
 SCAN_COUNT = 1000
 PIPELINE_BATCH = 500
@@ -74,7 +80,7 @@ class RedisKeysLayout(SourceLayout):
     #: Query parameters the layout reads itself (removed before the URL is opened).
     layout_params: tuple[str, ...] = ()
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT, **options: Any) -> None:
         from ..redis.store import RedisStore
 
         super().__init__(url)
@@ -84,11 +90,31 @@ class RedisKeysLayout(SourceLayout):
                 f"not {mask_url(url)!r}"
             )
         redis_url, self.params = _split_layout_params(url, self.layout_params)
+        #: Seconds each command (a SCAN, a pipeline) may wait for its answer.
+        self.timeout = float(timeout)
         # Only its client is used: a public redis-py client for the URL, whatever topology.
-        self._store = RedisStore.from_url(redis_url, max_connections=8)
+        self._store = RedisStore.from_url(
+            redis_url, max_connections=8, timeout=self.timeout, **options
+        )
 
     def client(self) -> Any:
         return self._store.client
+
+    async def answer(self, call: Awaitable[T], what: str) -> T:
+        """`await call` (one command or pipeline on the client), within `timeout`.
+
+        The client's own commands have no time limit (the store bounds its calls itself,
+        and these do not go through it): a server that does not answer raises
+        `BackendUnavailableError` naming the URL.
+        """
+        try:
+            result = await asyncio.wait_for(call, self.timeout)
+        except asyncio.TimeoutError as exc:
+            raise BackendUnavailableError(
+                f"{self.shown_url}: no answer within {self.timeout:g} s ({what})"
+            ) from exc
+        request_answered()
+        return result
 
     async def scan(self, pattern: str, kind: str) -> AsyncIterator[bytes]:
         """Keys matching `pattern` of type `kind`, with SCAN on every primary."""
@@ -96,12 +122,16 @@ class RedisKeysLayout(SourceLayout):
 
         client = self.client()
         if isinstance(client, RedisCluster):
-            await client.initialize()  # learns the nodes (once); before it there are none
+            # Learns the nodes (once); before it there are none.
+            await self.answer(client.initialize(), "reading the cluster's nodes")
             for node in client.get_primaries():
                 cursor = 0
                 while True:
-                    cursors, keys = await client.scan(
-                        cursor, match=pattern, count=SCAN_COUNT, _type=kind, target_nodes=node
+                    cursors, keys = await self.answer(
+                        client.scan(
+                            cursor, match=pattern, count=SCAN_COUNT, _type=kind, target_nodes=node
+                        ),
+                        "SCAN",
                     )
                     # A cluster client answers ({node name: cursor}, keys).
                     cursor = next(iter(cursors.values())) if isinstance(cursors, dict) else cursors
@@ -112,7 +142,9 @@ class RedisKeysLayout(SourceLayout):
             return
         cursor = 0
         while True:
-            cursor, keys = await client.scan(cursor, match=pattern, count=SCAN_COUNT, _type=kind)
+            cursor, keys = await self.answer(
+                client.scan(cursor, match=pattern, count=SCAN_COUNT, _type=kind), "SCAN"
+            )
             for key in keys:
                 yield _bytes(key)
             if int(cursor) == 0:
@@ -126,7 +158,7 @@ class RedisKeysLayout(SourceLayout):
             pipe = client.pipeline(transaction=False)
             for name, args in calls[start : start + PIPELINE_BATCH]:
                 pipe.execute_command(name, *args)
-            replies.extend(await pipe.execute())
+            replies.extend(await self.answer(pipe.execute(), "a pipeline of reads"))
         return replies
 
     async def read_keys(

@@ -18,8 +18,8 @@ class SdkRedisLayout(RedisKeysLayout):
     layout_params = ("key_prefix",)
     default_prefix = "agents:session"
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
+    def __init__(self, url: str, **options: Any) -> None:
+        super().__init__(url, **options)
         prefix = self.params.get("key_prefix", self.default_prefix)
         if not prefix:
             raise ConfigurationError("key_prefix must not be empty")

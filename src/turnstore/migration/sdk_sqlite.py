@@ -7,6 +7,8 @@ one this package also wrote keeps its metadata and expiry times, from the side t
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import ConfigurationError
 from .own import OwnLayout
 
@@ -18,11 +20,11 @@ class SdkSQLiteLayout(OwnLayout):
 
     name = "sdk"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, **options: Any) -> None:
         from ..sqlite.connection import is_memory_path, parse_sqlite_url
 
         if is_memory_path(parse_sqlite_url(url).path):
             raise ConfigurationError(
                 "an in-memory database holds nothing to migrate; name the file"
             )
-        super().__init__(url)
+        super().__init__(url, **options)

@@ -43,6 +43,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..backend import request_answered
 from ..errors import BackendError, BackendUnavailableError, ConfigurationError
 
 __all__ = [
@@ -408,11 +409,13 @@ async def run(
     current = _Attempt(dog, deadline, budget.read_timeout) if bound_attempts else None
     reset = _CURRENT.set(current)
     try:
-        return await _attempts(
+        replies = await _attempts(
             send, commands, budget, where, resend_lost, deadline, current, task, sends
         )
     finally:
         _CURRENT.reset(reset)
+    request_answered()
+    return replies
 
 
 async def _attempts(

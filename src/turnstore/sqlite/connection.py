@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from ..backend import request_answered
 from ..errors import (
     BackendError,
     BackendUnavailableError,
@@ -283,9 +284,11 @@ class ConnectionWorker:
         future: asyncio.Future[T] = loop.create_future()
         self._submit(_Request(job, loop, future), owner)
         try:
-            return await future
+            result = await future
         except sqlite3.Error as exc:
             raise backend_error(self.path, exc) from exc
+        request_answered()
+        return result
 
     def run_blocking(self, job: Callable[[sqlite3.Connection], T], owner: str) -> T:
         """`run`, for a caller that is not a coroutine (a constructor): waits in this thread."""

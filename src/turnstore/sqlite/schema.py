@@ -289,8 +289,12 @@ class Schema:
     def count_live(self, conn: sqlite3.Connection, now: int) -> int:
         return int(conn.execute(self._sql["count_live"], {"now": now}).fetchone()[0])
 
-    def expired_ids(self, conn: sqlite3.Connection, now: int) -> list[str]:
-        return [sid for (sid,) in conn.execute(self._sql["select_expired"], (now,))]
+    def expired_ids(self, conn: sqlite3.Connection, now: int, limit: int) -> list[str]:
+        """Up to `limit` sessions past their deadline, the longest expired first."""
+        return [sid for (sid,) in conn.execute(self._sql["select_expired"], (now, limit))]
+
+    def count_expired(self, conn: sqlite3.Connection, now: int) -> int:
+        return int(conn.execute(self._sql["count_expired"], (now,)).fetchone()[0])
 
     def prune_lapsed(self, conn: sqlite3.Connection, now: int) -> None:
         """Delete every lapsed batch token and lock lease."""

@@ -32,8 +32,9 @@ __all__ = ["SQLiteStore", "open_sqlite_store"]
 
 T = TypeVar("T")
 
-#: Sessions one transaction of `reindex` or `delete_sessions` goes through: each commits on
-#: its own, so other writers wait for one batch at most and an interruption loses none.
+#: Sessions one transaction of `reindex`, `delete_sessions` or `purge_expired` goes through:
+#: each commits on its own, so other writers wait for one batch at most and an interruption
+#: loses none.
 BATCH = 500
 
 #: Sessions read or written per transaction by `snapshot_sessions` and `replace_sessions`.
@@ -93,7 +94,7 @@ class SQLiteStore(BaseStore):
         self.index_metadata = validate_index_metadata(index_metadata)
         super().__init__()
         self.read_only = bool(read_only)
-        #: Sessions per transaction of `reindex` and `delete_sessions`.
+        #: Sessions per transaction of `reindex`, `delete_sessions` and `purge_expired`.
         self.batch = BATCH
         if self.read_only:
             # Sliding an expiry on read is a write: a read-only store never does it.
@@ -300,27 +301,35 @@ class SQLiteStore(BaseStore):
         schema = self._schema
 
         def job(conn: sqlite3.Connection) -> int:
-            return len(schema.expired_ids(conn, now_ms()))
+            with transaction(conn, write=False):
+                return schema.count_expired(conn, now_ms())
 
         return await self._run(job)
 
     async def purge_expired(self) -> int:
         """Delete the rows of every expired session (and lapsed batch tokens and locks).
 
-        Returns how many sessions it removed.
+        Works in transactions of `self.batch` sessions, each committing on its own, so other
+        writers wait for one batch at most. Returns how many sessions it removed.
         """
-        schema = self._schema
+        schema, size = self._schema, self.batch
 
-        def job(conn: sqlite3.Connection) -> int:
+        def job(conn: sqlite3.Connection) -> tuple[int, bool]:
             with transaction(conn, write=True):
                 now = now_ms()
-                expired = schema.expired_ids(conn, now)
+                expired = schema.expired_ids(conn, now, size)
                 for sid in expired:
                     schema.delete_session_rows(conn, sid)
-                schema.prune_lapsed(conn, now)
-                return len(expired)
+                more = len(expired) == size
+                if not more:
+                    schema.prune_lapsed(conn, now)
+                return len(expired), more
 
-        return await self._run(job)
+        removed, more = 0, True
+        while more:
+            done, more = await self._run(job)
+            removed += done
+        return removed
 
     async def snapshot_sessions(self, session_ids: Sequence[str]) -> list[SessionCopy | None]:
         """For each id, its `SessionCopy` or None, all read in one read transaction (a

@@ -12,8 +12,13 @@ SELECT (SELECT COALESCE(SUM(n), 0) FROM {counters} WHERE name = 'sessions')
      - (SELECT COUNT(*) FROM {state} WHERE expires_ms IS NOT NULL AND expires_ms <= :now);
 
 -- name: select_expired
+-- ?1 now in ms, ?2 how many: sessions past their deadline, the longest expired first.
+SELECT session_id FROM {state} WHERE expires_ms IS NOT NULL AND expires_ms <= ?1
+ORDER BY expires_ms LIMIT ?2;
+
+-- name: count_expired
 -- ? now in ms.
-SELECT session_id FROM {state} WHERE expires_ms IS NOT NULL AND expires_ms <= ?;
+SELECT COUNT(*) FROM {state} WHERE expires_ms IS NOT NULL AND expires_ms <= ?;
 
 -- name: prune_all_tokens
 -- ? now in ms: every lapsed batch token.
