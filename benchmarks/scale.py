@@ -490,7 +490,7 @@ async def bench_cli_migrate(server: RedisServer, directory: Path, report: ScaleR
             measure.put(MIGRATE_SESSIONS, [MIGRATE_SESSIONS / elapsed])
             report.notes.append(
                 f"CLI migrate {label}: {MIGRATE_SESSIONS:,} sessions in {elapsed:.1f} s "
-                f"(a subprocess: start, plan, copy one at a time, verify); created "
+                f"(a subprocess: start, plan, copy in batches, verify); created "
                 f"{summary.get('created')}, verified {summary.get('verified')}"
             )
             await admin.flushdb()
