@@ -61,11 +61,6 @@ _T = TypeVar("_T")
 
 #: A reply's outcome is unknown: the request may or may not have run. Sent again.
 LOST = (RedisConnectionError, RedisTimeoutError, OSError)
-#: Requests that never left because their connection was already closed (a pooled connection
-#: the server dropped while it sat idle) are sent again at once without spending one of the
-#: call's `retries`, at most this many times a call: `retries` counts the sends whose outcome
-#: is unknown, and a refused write has none.
-UNSENT_RESENDS = 8
 #: The cluster (or a replica set) is reconfiguring: the request did not run. Sent again after
 #: a short wait, for as long as the budget lasts.
 IN_FLUX = (TryAgainError, ClusterDownError, ClusterError, MasterDownError, BusyLoadingError)
@@ -359,20 +354,6 @@ async def run_operation(
         _OPERATION_DEADLINE.reset(reset)
 
 
-def _not_sent(error: BaseException) -> bool:
-    """The request was refused by its connection before it left: the connection had been
-    closed (by the server while it sat idle in a pool, say), so the server never saw it.
-
-    redis-py reports a failed write as "Error <errno> while writing to socket"; the
-    transport's own "connection closed while in use" is a write to a connection that was
-    closing. A failure while reading is never taken for one: the request may have run.
-    """
-    if not isinstance(error, RedisConnectionError):
-        return False
-    text = str(error)
-    return "while writing to socket" in text or "connection closed while in use" in text
-
-
 def _backoff(attempt: int) -> float:
     """Full jitter, 50 ms doubling up to 1 s."""
     return random.uniform(0, min(1.0, 0.05 * 2**attempt))
@@ -431,7 +412,7 @@ async def _attempts(
 ) -> list[Any]:
     loop = asyncio.get_running_loop()
     dog = _watchdog(loop)
-    lost = unsent = 0
+    lost = 0
     last: BaseException | None = None
     while True:
         ticket = _Ticket(task)
@@ -475,15 +456,11 @@ async def _attempts(
                 raise backend_error(error, where) from error
             if not resend_lost or is_refused(error):
                 raise backend_error(error, where) from error
+            lost += 1
             last = error
-            if unsent < UNSENT_RESENDS and _not_sent(error):
-                unsent += 1
-                pause = 0.0
-            else:
-                lost += 1
-                if lost > budget.retries:
-                    raise backend_error(error, where) from error
-                pause = _backoff(lost - 1)
+            if lost > budget.retries:
+                raise backend_error(error, where) from error
+            pause = _backoff(lost - 1)
         except RedisError as error:
             raise backend_error(error, where) from error
         finally:
