@@ -76,9 +76,12 @@ async def test_a_live_holder_keeps_the_lock_beyond_its_lease(backend: Backend) -
     session_id = unique_id()
     holder = backend.session(session_id)
     other = backend.other_client_session(session_id)
-    async with holder.lock(lease=0.3) as held:
+    # The lease is renewed every third of it: only an event-loop or server stall of two
+    # thirds of the lease (0.5 s here) could let it lapse, which a loaded CI machine can
+    # reach with a much shorter lease. The other caller waits well beyond the lease.
+    async with holder.lock(lease=0.75) as held:
         with pytest.raises(LockTimeoutError):
-            async with other.lock(timeout=1.0):
+            async with other.lock(timeout=2.0):
                 pytest.fail("the lock was stolen from a live holder")
         assert held.held
     # leaving raised nothing: the lock was never lost
