@@ -5,8 +5,6 @@ resent on its own, and every `idempotency_key`, stay for their whole window."""
 
 from __future__ import annotations
 
-import pytest
-import redis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -91,10 +89,6 @@ async def test_an_append_sent_again_keeps_its_token_and_applies_once(
         proxy.close()
 
 
-@pytest.mark.skipif(
-    int(redis.__version__.split(".")[0]) < 6,
-    reason="redis-py 5 does not tell how often its retry policy resends",
-)
 async def test_an_injected_client_that_resends_by_itself_keeps_every_token(
     redis_server: RedisServer,
 ) -> None:

@@ -209,13 +209,6 @@ async def test_connections_killed_in_a_loop_lose_and_double_nothing(
         await opened.aclose()
 
 
-@pytest.mark.xfail(
-    int(redis.__version__.split(".")[0]) < 6,
-    reason="redis-py 5's RedisCluster closes and re-initializes the whole client on a lost "
-    "connection; under a kill loop some of its calls outlive their budget (a hang seen on "
-    "5.0.8)",
-    strict=False,
-)
 @pytest.mark.parametrize("path", ["url", "injected"])
 async def test_cluster_connections_killed_in_a_loop_lose_and_double_nothing(
     path: str, redis_cluster: ClusterTopology

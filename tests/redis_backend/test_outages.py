@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
@@ -108,16 +107,6 @@ def open_standalone(path: str, port: int, *, timeout: float = TIMEOUT, **query: 
     client = quiet_client(port, socket_timeout=socket_timeout)
     store = RedisStore(client, key_prefix=unique_id("out"), timeout=timeout)
     return Opened(store, INJECTED_RETRIES, client)
-
-
-#: redis-py 5's RedisCluster closes and re-initializes the whole client when a node is lost,
-#: and reads `cluster_error_retry_attempts`, not `retry`: its recovery after a node outage can
-#: outlive these tests' short budgets. Seen on 5.0.8 only; see the session note.
-OLD_CLUSTER_CLIENT = pytest.mark.xfail(
-    int(redis.__version__.split(".")[0]) < 6,
-    reason="redis-py 5's cluster client recovers from a node outage slower than the budget",
-    strict=False,
-)
 
 
 @pytest.fixture
@@ -328,7 +317,6 @@ def ids_on(cluster: ClusterTopology, node: RedisServer, count: int) -> list[str]
     return found
 
 
-@OLD_CLUSTER_CLIENT
 @pytest.mark.parametrize("path", PATHS)
 async def test_a_killed_and_restarted_cluster_node_keeps_every_acknowledged_batch_once(
     path: str,
@@ -501,7 +489,6 @@ async def test_a_frozen_server_fails_the_call_in_budget_and_its_batch_applies_on
         await opened.aclose()
 
 
-@OLD_CLUSTER_CLIENT
 async def test_a_frozen_cluster_node_fails_the_call_in_budget() -> None:
     cluster = start_cluster()
     store = RedisStore.from_url(

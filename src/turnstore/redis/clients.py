@@ -42,8 +42,6 @@ AnyRedis: TypeAlias = "aioredis.Redis | RedisCluster"
 #: Connections of a store (or session) that opened its own client, unless told otherwise.
 DEFAULT_MAX_CONNECTIONS = 64
 
-_REDIS_PY_MAJOR = int(redis.__version__.split(".")[0])
-
 
 def check_client(client: object) -> Any:
     """`client` if it is a redis-py asyncio client, else `ConfigurationError`."""
@@ -89,11 +87,6 @@ def make_client(config: RedisConfig, budget: Budget, max_connections: int) -> An
         auth["password"] = config.password
     if config.scheme == "redis+cluster":
         options.pop("db", None)
-        if _REDIS_PY_MAJOR < 6:
-            # redis-py 5 reads this, not `retry`. Its pipelines make this many attempts and
-            # never run with 0, so 1: one attempt in a pipeline, two for a single command
-            # (on redis-py 5 only, one nested resend on Cluster). Later versions read `retry`.
-            options["cluster_error_retry_attempts"] = 1
         nodes = [ClusterNode(host, port) for host, port in config.hosts]
         return RedisCluster(startup_nodes=nodes, max_connections=max_connections, **auth, **options)
     if config.scheme == "redis+sentinel":
@@ -225,9 +218,8 @@ class ClientSource:
     @property
     def sees_every_send(self) -> bool:
         """True when every time a request goes out is one of `retry.run`'s attempts: the
-        driver resends nothing by itself (an injected client with its own retry policy does;
-        so does redis-py 5's Cluster client, once, whatever it is told)."""
-        return self._resends and not (self._cluster and _REDIS_PY_MAJOR < 6)
+        driver resends nothing by itself (an injected client with its own retry policy does)."""
+        return self._resends
 
     async def send(
         self,
@@ -360,9 +352,8 @@ class ClientSource:
 
 def _retries_of(client: Any) -> int | None:
     """How many times an injected client's own policy resends a failed command: 0 when it
-    has no policy (redis-py 5's default), None when redis-py does not say. redis-py 5 cannot
-    tell a policy's count, and resends a lost connection only for the errors listed in
-    `retry_on_error`: its clients are taken not to resend, and the library does."""
+    has no policy, None when its policy does not say. (redis-py 7.2's RedisCluster has no
+    `get_retry()`; its policy is its `retry` attribute.)"""
     policy = client.get_retry() if hasattr(client, "get_retry") else getattr(client, "retry", None)
     if policy is None:
         return 0
