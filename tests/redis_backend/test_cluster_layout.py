@@ -14,7 +14,7 @@ from redis.crc import key_slot
 
 from tests.backends import unique_id
 from tests.servers import ClusterTopology
-from turnstore import RedisStore, SessionInfo
+from turnstore import RedisStore, SessionInfo, SessionRecord, export_sessions, import_sessions
 from turnstore.conformance.items import turn
 
 SESSIONS = 100
@@ -79,3 +79,24 @@ async def test_listing_and_counting_gather_every_shard(store: RedisStore) -> Non
     updated = [info.updated_at for info in listed]
     assert updated == sorted(updated, reverse=True)
     assert await store.count_sessions() == SESSIONS
+
+
+async def test_the_batch_paths_write_and_read_each_session_under_its_own_keys(
+    redis_cluster: ClusterTopology, store: RedisStore
+) -> None:
+    # Import, export and migrate build a batch's keys from the store's bucket keys
+    # (`RedisStore.encoded_script_keys`); a session built alone must find the same keys.
+    ids = [unique_id(), "a:b{c}%d", "ünï/cödé", "x" * 200, *(unique_id() for _ in range(40))]
+    records = [SessionRecord(i, turn(n), {"n": str(n)}) for n, i in enumerate(ids)]
+    assert await import_sessions(store, records) == ["created"] * len(ids)
+    stored = keys_by_node(redis_cluster, store.key_prefix)
+    for n, session_id in enumerate(ids):
+        keys = store.keys_of(session_id)
+        batch_keys, member = store.encoded_script_keys(session_id)
+        assert batch_keys == tuple(k.encode() for k in keys.script_keys)
+        assert member == keys.member.encode()
+        session = store.session(session_id)
+        assert await session.get_items() == turn(n)
+        assert any({keys.items, keys.meta} <= held for held in stored.values()), session_id
+    copies = await export_sessions(store, ids)
+    assert [c.metadata if c else None for c in copies] == [{"n": str(n)} for n in range(len(ids))]

@@ -36,8 +36,7 @@ def _chunks(count: int) -> list[range]:
 
 
 def _script_keys(store: RedisStore, session_id: str) -> tuple[tuple[bytes, ...], bytes]:
-    keys = store.keys_of(validate_session_id(session_id))
-    return tuple(k.encode() for k in keys.script_keys), keys.member.encode()
+    return store.encoded_script_keys(validate_session_id(session_id))
 
 
 async def snapshot_sessions(
