@@ -56,6 +56,10 @@ async def test_sessions_of_one_client_share_its_lane(redis_server: RedisServer) 
 async def test_a_dropped_client_leaves_no_unclosed_client_report(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # What earlier tests left to the collector is reported now, not below: redis-py before
+    # 8.0 orphans a cluster client's old ClusterNode objects when it reloads the topology
+    # (redis-py #4057), and their "Unclosed ClusterNode" reports are not this client's.
+    gc.collect()
     client = aioredis.Redis.from_url(redis_server.url)
     session = RedisSession(unique_id(), client=client)
     await asyncio.gather(*(session.get_items() for _ in range(4)))
