@@ -86,6 +86,12 @@ def add(url: str, session_id: str, items: list[dict[str, Any]]) -> None:
     asyncio.run(write())
 
 
+def _interruptible() -> None:
+    # A test run started in the background of a shell (`cmd &`) inherits SIGINT ignored,
+    # and so would the command, which then could not be stopped the way a user stops it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def follow(url: str, *extra: str, cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*CLI, "--url", url, "show", "live", "--follow", *extra],
@@ -95,6 +101,7 @@ def follow(url: str, *extra: str, cwd: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_interruptible,
     )
 
 
