@@ -27,6 +27,8 @@ __all__ = [
     "bucket_keys",
     "bucket_of",
     "bucket_tag",
+    "encode_bucket",
+    "encoded_script_keys",
     "escape_id",
     "session_keys",
     "unescape_id",
@@ -142,15 +144,43 @@ def bucket_keys(prefix: str, bucket: int) -> BucketKeys:
     )
 
 
+#: What follows a session's key base (bucket base + escaped id) in its three script keys.
+SCRIPT_KEY_KINDS = (":items", ":meta", ":tokens")
+
+
+_KINDS_ENCODED = tuple(kind.encode() for kind in SCRIPT_KEY_KINDS)
+
+#: A bucket's keys as bytes: its sessions' key base, and its three shared script keys.
+EncodedBucket = tuple[bytes, tuple[bytes, bytes, bytes]]
+
+
+def encode_bucket(bucket: BucketKeys) -> EncodedBucket:
+    return bucket.session_base.encode(), (
+        bucket.index.encode(),
+        bucket.expiry.encode(),
+        bucket.indexed.encode(),
+    )
+
+
+def encoded_script_keys(bucket: EncodedBucket, session_id: str) -> tuple[tuple[bytes, ...], bytes]:
+    """`session_keys(...).script_keys` and the member, as bytes, for a session of the
+    (encoded) bucket: the batch paths build thousands of these (redis/transfer.py)."""
+    base, shared = bucket
+    member = escape_id(session_id).encode()
+    stem = base + member
+    return (*(stem + kind for kind in _KINDS_ENCODED), *shared), member
+
+
 def session_keys(prefix: str, session_id: str, buckets: int) -> SessionKeys:
     """The keys of a session in a layout of `buckets` buckets (see `bucket_count`)."""
     bucket = bucket_keys(prefix, bucket_of(session_id, buckets))
     member = escape_id(session_id)
     base = f"{bucket.session_base}{member}"
+    items, meta, tokens = (base + kind for kind in SCRIPT_KEY_KINDS)
     return SessionKeys(
-        items=f"{base}:items",
-        meta=f"{base}:meta",
-        tokens=f"{base}:tokens",
+        items=items,
+        meta=meta,
+        tokens=tokens,
         lock=f"{base}:lock",
         bucket=bucket,
         member=member,

@@ -33,6 +33,8 @@ from .keys import (
     bucket_count,
     bucket_keys,
     bucket_of,
+    encode_bucket,
+    encoded_script_keys,
     escape_id,
     session_keys,
     unescape_id,
@@ -125,12 +127,8 @@ class RedisStore(BaseStore):
         self._bucket_count = bucket_count(connection.cluster)
         self._buckets = [bucket_keys(self.key_prefix, b) for b in range(self._bucket_count)]
         self._every_bucket = _Group.of(self._buckets, range(self._bucket_count))
-        # Per bucket, as bytes: its sessions' key base and its three shared keys (the bucket
-        # part of `SessionKeys.script_keys`), for the many-sessions paths of transfer.py.
-        self._encoded_buckets = [
-            (b.session_base.encode(), (b.index.encode(), b.expiry.encode(), b.indexed.encode()))
-            for b in self._buckets
-        ]
+        # The bucket keys as bytes, for the many-sessions paths of transfer.py.
+        self._encoded_buckets = [encode_bucket(b) for b in self._buckets]
         self._cluster_groups: tuple[Any, tuple[str, ...], list[_Group]] | None = None
 
     @classmethod
@@ -210,10 +208,8 @@ class RedisStore(BaseStore):
         """`keys_of(session_id).script_keys` and its member, as bytes (no I/O): what a
         session script of a batch receives, built from the store's bucket keys."""
         count = self._bucket_count
-        base, shared = self._encoded_buckets[0 if count == 1 else bucket_of(session_id, count)]
-        member = escape_id(session_id).encode()
-        stem = base + member
-        return (stem + b":items", stem + b":meta", stem + b":tokens", *shared), member
+        bucket = self._encoded_buckets[0 if count == 1 else bucket_of(session_id, count)]
+        return encoded_script_keys(bucket, session_id)
 
     async def get_info(self, session_id: str) -> SessionInfo | None:
         return await self.session(session_id).get_info()
