@@ -568,6 +568,11 @@ async def _run(ctx: Context, args: argparse.Namespace) -> int:
         where = ctx.waited_for()  # before the command unwinds and stops waiting
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=GRACE)
+        if done and not task.cancelled():
+            # It ended by itself as the deadline passed (the store's budget is the same
+            # --timeout): the timeout is what is reported, and its own outcome is consumed
+            # so that asyncio does not print it as "Task exception was never retrieved".
+            task.exception()
         raise TimedOut(ctx.timeout, where, unwound=bool(done))
     except asyncio.CancelledError:
         task.cancel()  # Ctrl-C: asyncio.run cancels us; the command stops with us
